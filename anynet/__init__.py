@@ -1,0 +1,27 @@
+"""anynet: a small neural-network library whose forward pass, backprop and update are written once
+against the Python Array API standard, and run on NumPy, CuPy, PyTorch, JAX, Dask and array-api-strict."""
+
+from . import activations, losses, optimizers
+from .backend import BackendError, backends, to_numpy, use
+from .io import CheckpointError, load, save
+from .network import Network
+from .train import DivergedError, History
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendError",
+    "CheckpointError",
+    "DivergedError",
+    "History",
+    "Network",
+    "__version__",
+    "activations",
+    "backends",
+    "load",
+    "losses",
+    "optimizers",
+    "save",
+    "to_numpy",
+    "use",
+]

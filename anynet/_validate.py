@@ -1,0 +1,92 @@
+"""Checks at the public boundary: turn what a user passed into a 2-D float array on the network's
+backend, or raise an error that says what was expected, what was given and what to do."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from . import backend as B
+
+
+def kind_of(x: Any) -> str:
+    """How an error message names where an array lives: ``"cupy array on cuda:0"``, ``"list"``."""
+    name = B.backend_of(x)
+    if name is None:
+        return type(x).__name__
+    return f"{name} array on {B.device_of(x)}"
+
+
+def same_place(**arrays: Any) -> tuple[str, str] | None:
+    """The one ``(backend, device)`` that all the non-host inputs share, or ``None`` if all are host
+    data (NumPy arrays, lists). Inputs from two libraries or devices raise a ValueError naming both."""
+    seen: dict[tuple[str, str], str] = {}
+    for label, x in arrays.items():
+        if x is None:
+            continue
+        name = B.backend_of(x)
+        if name is None or name == "numpy":
+            continue
+        seen.setdefault((name, B.device_of(x)), label)
+    placed = {(n, d): lbl for (n, d), lbl in seen.items()}
+    if len(placed) > 1:
+        parts = [f"{lbl} is a {kind_of(arrays[lbl])}" for lbl in placed.values()]
+        msg = f"inputs live in different places: {', '.join(parts)}; put them on one backend and device"
+        raise ValueError(msg)
+    hosts = [lbl for lbl, x in arrays.items() if x is not None and B.backend_of(x) == "numpy"]
+    if placed and hosts:
+        (name, dev), lbl = next(iter(placed.items()))
+        msg = (
+            f"inputs live in different places: {lbl} is a {name} array on {dev} but "
+            f"{hosts[0]} is a numpy array; put them on one backend and device"
+        )
+        raise ValueError(msg)
+    return next(iter(placed), None)
+
+
+def host_2d(x: Any, label: str, *, allow_1d: bool = False) -> np.ndarray:
+    """A host view of ``x`` with its shape and dtype checked (used for host data before transfer)."""
+    a = np.asarray(x) if B.backend_of(x) in (None, "numpy") else B.to_numpy(x)
+    if a.dtype == object or a.dtype.kind not in "biuf":
+        msg = f"{label} must be numeric (float, int or bool), got dtype {a.dtype}"
+        raise TypeError(msg)
+    if a.ndim == 1 and allow_1d:
+        return a
+    if a.ndim != 2:
+        hint = f"; reshape a single feature with {label}.reshape(-1, 1)" if a.ndim == 1 else ""
+        msg = f"{label} must be 2-D (n_samples, n_features), got shape {a.shape}{hint}"
+        raise ValueError(msg)
+    if a.shape[0] == 0:
+        msg = f"{label} is empty (shape {a.shape}); need at least one row"
+        raise ValueError(msg)
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        bad = int(np.size(a) - np.isfinite(a).sum())
+        msg = f"{label} holds {bad} NaN or infinite value(s); clean or impute them first"
+        raise ValueError(msg)
+    return a
+
+
+def positive_int(value: Any, label: str, *, allow_zero: bool = False, allow_none: bool = False) -> Any:
+    if value is None and allow_none:
+        return None
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    low = 0 if allow_zero else 1
+    if not ok or value < low:
+        what = "a non-negative integer" if allow_zero else "a positive integer"
+        msg = f"{label} must be {what}, got {value!r}"
+        raise ValueError(msg)
+    return int(value)
+
+
+def positive_float(value: Any, label: str, *, allow_zero: bool = False) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = math.nan
+    if isinstance(value, bool) or not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
+        what = "a non-negative finite number" if allow_zero else "a positive finite number"
+        msg = f"{label} must be {what}, got {value!r}"
+        raise ValueError(msg)
+    return v

@@ -1,0 +1,107 @@
+"""Activation functions, each beside its vector-Jacobian product, in a registry keyed by name.
+
+``f(z, *, xp) -> y`` and ``vjp(z, y, grad_y, *, xp) -> grad_z``. Elementwise activations write the
+derivative in terms of whichever of ``z`` and ``y`` is cheaper (the seed's ``y*(1-y)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Activation:
+    name: str
+    f: Callable[..., Any]
+    vjp: Callable[..., Any]
+
+
+def _sigmoid(z, *, xp):
+    # 1/(1+exp(-z)) overflows exp for z below about -709; tanh never does and costs the same ops.
+    return 0.5 * xp.tanh(0.5 * z) + 0.5
+
+
+def _sigmoid_vjp(z, y, g, *, xp):
+    return g * (y * (1 - y))
+
+
+def _tanh(z, *, xp):
+    return xp.tanh(z)
+
+
+def _tanh_vjp(z, y, g, *, xp):
+    return g * (1 - y * y)
+
+
+def _relu(z, *, xp):
+    return xp.maximum(z, 0)
+
+
+def _relu_vjp(z, y, g, *, xp):
+    return xp.where(z > 0, g, xp.zeros_like(g))
+
+
+LEAKY_SLOPE = 0.01
+
+
+def _leaky_relu(z, *, xp):
+    return xp.where(z > 0, z, LEAKY_SLOPE * z)
+
+
+def _leaky_relu_vjp(z, y, g, *, xp):
+    return xp.where(z > 0, g, LEAKY_SLOPE * g)
+
+
+def _softplus(z, *, xp):
+    # log(1+e^z) = max(z,0) + log1p(e^-|z|): no overflow for large |z|.
+    return xp.maximum(z, 0) + xp.log1p(xp.exp(-xp.abs(z)))
+
+
+def _softplus_vjp(z, y, g, *, xp):
+    return g * _sigmoid(z, xp=xp)
+
+
+def _identity(z, *, xp):
+    return z
+
+
+def _identity_vjp(z, y, g, *, xp):
+    return g
+
+
+def _softmax(z, *, xp):
+    e = xp.exp(z - xp.max(z, axis=-1, keepdims=True))
+    return e / xp.sum(e, axis=-1, keepdims=True)
+
+
+def _softmax_vjp(z, y, g, *, xp):
+    # The Jacobian is diag(y) - y yᵀ, so Jᵀg = y * (g - <g, y>).
+    return y * (g - xp.sum(g * y, axis=-1, keepdims=True))
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    a.name: a
+    for a in (
+        Activation("sigmoid", _sigmoid, _sigmoid_vjp),
+        Activation("tanh", _tanh, _tanh_vjp),
+        Activation("relu", _relu, _relu_vjp),
+        Activation("leaky_relu", _leaky_relu, _leaky_relu_vjp),
+        Activation("softplus", _softplus, _softplus_vjp),
+        Activation("identity", _identity, _identity_vjp),
+        Activation("softmax", _softmax, _softmax_vjp),
+    )
+}
+
+# scikit-learn's names, so its users can keep theirs.
+ALIASES = {"logistic": "sigmoid", "linear": "identity", "none": "identity"}
+
+
+def get(name: str) -> Activation:
+    """The activation called ``name``; a ValueError lists the valid names otherwise."""
+    key = ALIASES.get(name, name) if isinstance(name, str) else name
+    if key not in ACTIVATIONS:
+        msg = f"unknown activation {name!r}; expected one of {sorted(ACTIVATIONS)}"
+        raise ValueError(msg)
+    return ACTIVATIONS[key]

@@ -1,0 +1,404 @@
+"""The registry of array backends: which library, which devices, how to move arrays.
+
+This is the one module that imports ``array_api_compat`` and knows library names. Everything else
+asks it for a namespace ``xp`` and a native device, once, at the public boundary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import importlib
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+ENV_BACKEND = "ANYNET_BACKEND"
+ENV_DEVICE = "ANYNET_DEVICE"
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """How to find one array library: the module to import and the pip extra that brings it."""
+
+    name: str
+    module: str
+    extra: str | None
+    gpu_only: bool = False
+
+
+BACKENDS: dict[str, BackendInfo] = {
+    "numpy": BackendInfo("numpy", "numpy", None),
+    "cupy": BackendInfo("cupy", "cupy", "cupy", gpu_only=True),
+    "torch": BackendInfo("torch", "torch", "torch"),
+    "jax": BackendInfo("jax", "jax", "jax"),
+    "dask": BackendInfo("dask", "dask.array", "dask"),
+    "array_api_strict": BackendInfo("array_api_strict", "array_api_strict", "strict"),
+}
+
+
+class BackendError(RuntimeError):
+    """A backend that cannot be used here: not installed, or no device for it."""
+
+
+# --------------------------------------------------------------------------- choosing a backend
+
+_default: contextvars.ContextVar[tuple[str | None, str | None]] = contextvars.ContextVar(
+    "anynet_default_backend", default=(None, None)
+)
+
+
+def check_name(name: str) -> str:
+    """Return ``name`` if it is a known backend id, else raise a ValueError listing the valid ones."""
+    if not isinstance(name, str) or name not in BACKENDS:
+        msg = f"unknown backend {name!r}; expected one of {sorted(BACKENDS)}"
+        raise ValueError(msg)
+    return name
+
+
+class use:  # noqa: N801 - reads as a verb: anynet.use("torch") and `with anynet.use("torch"):`
+    """Set the default backend (and device) for networks made without ``backend=``.
+
+    Call it to set the default for the rest of the program, or use it as a context manager to set it
+    for a block; leaving the block restores what was there before.
+    """
+
+    def __init__(self, backend: str | None, device: str | None = None) -> None:
+        if backend is not None:
+            check_name(backend)
+        self.backend, self.device = backend, device
+        self._token = _default.set((backend, device))
+
+    def __enter__(self) -> use:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _default.reset(self._token)
+
+
+def default_backend() -> tuple[str, str | None]:
+    """The backend and device a network uses when nothing names one: ``use()``, then the
+    ``ANYNET_BACKEND``/``ANYNET_DEVICE`` environment variables, then NumPy on the CPU."""
+    name, device = _default.get()
+    if name is not None:
+        return name, device
+    env = os.environ.get(ENV_BACKEND, "").strip()
+    if env:
+        if env not in BACKENDS:
+            msg = f"{ENV_BACKEND}={env!r} is not a backend; expected one of {sorted(BACKENDS)}"
+            raise ValueError(msg)
+        return env, os.environ.get(ENV_DEVICE) or None
+    return "numpy", None
+
+
+# --------------------------------------------------------------------------- importing
+
+
+def _import(name: str) -> Any:
+    info = BACKENDS[check_name(name)]
+    try:
+        return importlib.import_module(info.module)
+    except ImportError as exc:
+        hint = f'pip install "anynet[{info.extra}]"' if info.extra else "pip install numpy"
+        if name == "cupy":
+            hint = 'pip install "anynet[cupy]" (or cupy-cuda12x / cupy-cuda13x matching your CUDA)'
+        msg = f"backend {name!r} needs the {info.module!r} package, which is not installed; {hint}"
+        raise BackendError(msg) from exc
+
+
+def namespace_for(name: str) -> Any:
+    """The Array API namespace ``xp`` for a backend id."""
+    _import(name)
+    if name == "numpy":
+        import array_api_compat.numpy as xp
+    elif name == "cupy":
+        import array_api_compat.cupy as xp
+    elif name == "torch":
+        import array_api_compat.torch as xp
+    elif name == "dask":
+        import array_api_compat.dask.array as xp
+    elif name == "jax":
+        import jax.numpy as xp
+    else:
+        import array_api_strict as xp
+    return xp
+
+
+def _cuda_count(name: str) -> int:
+    try:
+        if name == "cupy":
+            import cupy
+
+            return int(cupy.cuda.runtime.getDeviceCount())
+        if name == "torch":
+            import torch
+
+            return torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if name == "jax":
+            import jax
+
+            try:
+                return len(jax.devices("gpu"))
+            except RuntimeError:
+                return 0
+    except Exception:  # noqa: BLE001 - a broken CUDA install means "no CUDA device" here
+        return 0
+    return 0
+
+
+def devices(name: str) -> list[str]:
+    """The device names a backend can use here, e.g. ``["cpu", "cuda:0"]``."""
+    mod = _import(name)
+    if name in ("numpy", "dask"):
+        return ["cpu"]
+    if name == "cupy":
+        return [f"cuda:{i}" for i in range(_cuda_count("cupy"))]
+    if name == "torch":
+        return ["cpu"] + [f"cuda:{i}" for i in range(_cuda_count("torch"))]
+    if name == "jax":
+        return ["cpu"] + [f"cuda:{i}" for i in range(_cuda_count("jax"))]
+    return [d._device for d in mod.__array_namespace_info__().devices()]  # array_api_strict
+
+
+def backends() -> dict[str, dict[str, Any]]:
+    """Which backends import here: ``{name: {"available", "version", "devices", "error"}}``."""
+    report: dict[str, dict[str, Any]] = {}
+    for name, info in BACKENDS.items():
+        entry: dict[str, Any] = {"available": False, "version": None, "devices": [], "error": None}
+        try:
+            mod = _import(name)
+            top = importlib.import_module(info.module.split(".")[0])
+            entry["version"] = getattr(top, "__version__", getattr(mod, "__version__", None))
+            entry["devices"] = devices(name)
+            entry["available"] = bool(entry["devices"])
+            if not entry["available"]:
+                entry["error"] = "no CUDA device found"
+        except BackendError as exc:
+            entry["error"] = str(exc)
+        except Exception as exc:  # noqa: BLE001 - report any import failure, do not crash the report
+            entry["error"] = f"{type(exc).__name__}: {exc}"
+        report[name] = entry
+    return report
+
+
+def native_device(name: str, device: str | None) -> Any:
+    """Turn a device name (``"cpu"``, ``"cuda:0"``) into the backend's own device object.
+
+    ``None`` picks the backend's default device. Asking for a device the backend cannot see raises
+    a ``BackendError`` here, at construction, rather than a CUDA traceback in the middle of training.
+    """
+    mod = _import(name)
+    dev = None if device is None else str(device).strip().lower()
+    if dev == "gpu":
+        dev = "cuda:0"
+    if dev is not None and dev.startswith("cuda") and ":" not in dev:
+        dev = "cuda:0"
+    if name in ("numpy", "dask"):
+        if dev not in (None, "cpu"):
+            msg = f"backend {name!r} runs on the CPU only; device {device!r} is not available"
+            raise BackendError(msg)
+        return "cpu"
+    if name == "array_api_strict":
+        known = devices(name)
+        if device is None:
+            return mod.Device("CPU_DEVICE")
+        if device not in known:
+            msg = f"array_api_strict has no device {device!r}; expected one of {known}"
+            raise BackendError(msg)
+        return mod.Device(device)
+    if name == "cupy" or (dev is not None and dev.startswith("cuda")):
+        index = 0 if dev is None else _cuda_index(dev, device)
+        count = _cuda_count(name)
+        if index >= count:
+            found = "none was found" if count == 0 else f"only {count} found"
+            alt = "backend='numpy'" if name == "cupy" else f"backend={name!r}, device='cpu'"
+            msg = (
+                f"backend {name!r} on {dev or 'cuda:0'!r} needs a CUDA device and {found}; "
+                f"use {alt} or install a CUDA driver"
+            )
+            raise BackendError(msg)
+        if name == "cupy":
+            return mod.cuda.Device(index)
+        if name == "torch":
+            return mod.device("cuda", index)
+        return mod.devices("gpu")[index]
+    if dev not in (None, "cpu") and not dev.startswith("cpu:"):
+        msg = f"unknown device {device!r} for backend {name!r}; expected 'cpu' or 'cuda:N'"
+        raise BackendError(msg)
+    if name == "torch":
+        return mod.device("cpu")
+    return mod.devices("cpu")[0]  # jax
+
+
+def _cuda_index(dev: str, given: object) -> int:
+    try:
+        return int(dev.split(":", 1)[1])
+    except ValueError:
+        msg = f"cannot read device {given!r}; expected 'cpu', 'cuda' or 'cuda:N'"
+        raise BackendError(msg) from None
+
+
+def device_name(name: str, native: Any) -> str:
+    """The canonical name of a backend's device object: ``"cpu"`` or ``"cuda:N"``."""
+    if name in ("numpy", "dask"):
+        return "cpu"
+    if name == "cupy":
+        return f"cuda:{native.id}"
+    if name == "torch":
+        return "cpu" if native.type == "cpu" else f"cuda:{native.index or 0}"
+    if name == "jax":
+        return "cpu" if native.platform == "cpu" else f"cuda:{native.id}"
+    return native._device  # array_api_strict
+
+
+# --------------------------------------------------------------------------- arrays
+
+
+def backend_of(x: Any) -> str | None:
+    """The backend id that owns array ``x``; ``None`` for host data that is not an array of a known
+    library (lists, scalars)."""
+    if array_api_compat.is_numpy_array(x):
+        return "numpy"
+    if array_api_compat.is_cupy_array(x):
+        return "cupy"
+    if array_api_compat.is_torch_array(x):
+        return "torch"
+    if array_api_compat.is_jax_array(x):
+        return "jax"
+    if array_api_compat.is_dask_array(x):
+        return "dask"
+    if type(x).__module__.startswith("array_api_strict"):
+        return "array_api_strict"
+    return None
+
+
+def device_of(x: Any) -> str:
+    """The canonical device name of an array of any known backend."""
+    name = backend_of(x)
+    if name is None or name in ("numpy", "dask"):
+        return "cpu"
+    return device_name(name, array_api_compat.device(x))
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """Any backend's array (or nested list) -> a ``numpy.ndarray`` on the host."""
+    name = backend_of(x)
+    if name is None or name == "numpy":
+        return np.asarray(x)
+    if name == "cupy":
+        return x.get()
+    if name == "torch":
+        return x.detach().cpu().numpy()
+    if name == "dask":
+        return np.asarray(x.compute())
+    if name == "array_api_strict":
+        return np.asarray(x)
+    return np.asarray(x)  # jax
+
+
+def from_numpy(a: np.ndarray, name: str, native: Any) -> Any:
+    """A host array -> the backend's array on ``native`` device, same dtype, one transfer."""
+    a = np.ascontiguousarray(a)
+    if name == "numpy":
+        return a
+    xp = namespace_for(name)
+    if name == "cupy":
+        with native:
+            return xp.asarray(a)
+    if name == "jax":
+        import jax
+
+        return jax.device_put(a, native)
+    if name == "dask":
+        import dask.array as da
+
+        return da.from_array(a, chunks=a.shape or ())
+    return xp.asarray(a, device=native)
+
+
+def dtype_for(xp: Any, name: str, native: Any, dtype: Any) -> Any:
+    """Resolve a dtype request (``None``, ``"float32"``, ``"float64"`` or a dtype) to ``xp``'s own.
+
+    ``None`` means the backend's default floating dtype (float64 on NumPy, float32 on torch and JAX).
+    """
+    if dtype is None:
+        info = xp.__array_namespace_info__()
+        return info.default_dtypes(device=native)["real floating"]
+    text = str(np.dtype(dtype)) if not isinstance(dtype, str) else dtype
+    text = text.replace("torch.", "").replace("array_api_strict.", "")
+    if text not in ("float32", "float64"):
+        msg = f"dtype must be 'float32' or 'float64', got {dtype!r}"
+        raise ValueError(msg)
+    if text == "float64" and name == "jax":
+        import jax
+
+        if not jax.config.read("jax_enable_x64"):
+            msg = (
+                "float64 on JAX needs 64-bit mode; set JAX_ENABLE_X64=1 or call "
+                "jax.config.update('jax_enable_x64', True) before creating arrays"
+            )
+            raise BackendError(msg)
+    return getattr(xp, text)
+
+
+def dtype_name(dtype: Any) -> str:
+    """``"float32"`` or ``"float64"`` for any backend's float dtype."""
+    text = str(dtype)
+    for cand in ("float64", "float32", "float16", "bfloat16"):
+        if cand in text:
+            return cand
+    return text
+
+
+def synchronize(name: str, native: Any = None) -> None:
+    """Wait for queued device work to finish (for timing); a no-op on the CPU backends."""
+    if name == "cupy":
+        import cupy
+
+        cupy.cuda.get_current_stream().synchronize()
+    elif name == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+
+
+def materialize(arrays: Any, name: str) -> Any:
+    """Bound a lazy backend's task graph by computing ``arrays`` now (Dask); others pass through.
+
+    The training loop calls this once per epoch so a Dask graph never grows with the step count.
+    """
+    if name != "dask":
+        return arrays
+    import dask
+
+    leaves = list(_leaves(arrays))
+    done = iter(dask.persist(*leaves, scheduler="sync"))
+    return _rebuild(arrays, done)
+
+
+def _leaves(tree: Any):
+    if isinstance(tree, (list, tuple)):
+        for item in tree:
+            yield from _leaves(item)
+    elif tree is not None:
+        yield tree
+
+
+def _rebuild(tree: Any, done: Any) -> Any:
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_rebuild(item, done) for item in tree)
+    return None if tree is None else next(done)
+
+
+@contextlib.contextmanager
+def errstate_quiet(name: str):
+    """Silence NumPy's floating-point warnings for backends that compute with NumPy underneath."""
+    if name in ("numpy", "array_api_strict", "dask"):
+        with np.errstate(all="ignore"):
+            yield
+    else:
+        yield

@@ -1,0 +1,79 @@
+"""The pure core: forward pass, backprop and the plain gradient-descent update.
+
+Arrays in, new arrays out; the namespace ``xp`` is passed in and nothing here names an array
+library, draws random numbers, mutates its inputs or reads values back to the host. A network's
+parameters are ``layers``: a list of ``(W, b)`` with ``W`` shaped ``(n_in, n_out)`` and ``b`` shaped
+``(n_out,)`` or ``None``; ``acts`` holds one activation (see ``activations``) per layer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Layers = list  # [(W, b | None), ...]
+
+
+def forward(layers: Layers, X: Any, /, *, acts, xp) -> tuple[Any, list]:
+    """Run ``X``: ``(n, n_in)`` through the network.
+
+    Returns ``y``: ``(n, n_out)`` and the cache backprop needs, ``[(a_in, z, y), ...]`` per layer.
+    """
+    a = X
+    cache = []
+    for (W, b), act in zip(layers, acts, strict=True):
+        z = a @ W if b is None else a @ W + b
+        y = act.f(z, xp=xp)
+        cache.append((a, z, y))
+        a = y
+    return a, cache
+
+
+def predict(layers: Layers, X: Any, /, *, acts, xp) -> Any:
+    """The network's output for ``X``: ``(n, n_in)`` -> ``(n, n_out)``, keeping nothing for backprop."""
+    a = X
+    for (W, b), act in zip(layers, acts, strict=True):
+        a = act.f(a @ W if b is None else a @ W + b, xp=xp)
+    return a
+
+
+def output_grad(z: Any, y: Any, t: Any, /, *, act, loss, xp) -> Any:
+    """dLoss/dz at the output layer: the fused ``(y - t)/n`` where the loss has one, else the loss's
+    dL/dy pulled back through the output activation."""
+    if loss.grad_z is not None:
+        return loss.grad_z(y, t, xp=xp)
+    return act.vjp(z, y, loss.grad_y(y, t, xp=xp), xp=xp)
+
+
+def backward(layers: Layers, cache: list, grad_z: Any, /, *, acts, xp) -> Layers:
+    """Backprop ``grad_z`` (dLoss/dz of the output layer) to ``[(grad_w, grad_b | None), ...]``."""
+    grads: list = [None] * len(layers)
+    grad_a = None
+    for i in range(len(layers) - 1, -1, -1):
+        a_in, z, y = cache[i]
+        W, b = layers[i]
+        if grad_a is not None:
+            grad_z = acts[i].vjp(z, y, grad_a, xp=xp)
+        grads[i] = (a_in.T @ grad_z, None if b is None else xp.sum(grad_z, axis=0))
+        grad_a = grad_z @ W.T if i > 0 else None
+    return grads
+
+
+def loss_and_grads(layers: Layers, X: Any, t: Any, /, *, acts, loss, alpha: float = 0.0, xp) -> tuple[Any, Layers, Any]:
+    """The loss (a 0-d array), its gradients and the output ``y`` for one batch.
+
+    ``alpha`` adds scikit-learn's L2 penalty ``0.5 * alpha * sum(W**2) / n`` (biases are not penalised).
+    """
+    y, cache = forward(layers, X, acts=acts, xp=xp)
+    z = cache[-1][1]
+    value = loss.value(z, y, t, xp=xp)
+    grads = backward(layers, cache, output_grad(z, y, t, act=acts[-1], loss=loss, xp=xp), acts=acts, xp=xp)
+    if alpha:
+        scale = alpha / X.shape[0]
+        value = value + 0.5 * scale * sum(xp.sum(W * W) for W, _ in layers)
+        grads = [(gw + scale * W, gb) for (W, _), (gw, gb) in zip(layers, grads, strict=True)]
+    return value, grads, y
+
+
+def update(layers: Layers, grads: Layers, /, *, lr: float) -> Layers:
+    """One plain gradient-descent step (the seed's): ``W - lr * grad_w``, as new arrays."""
+    return [(W - lr * gw, None if b is None else b - lr * gb) for (W, b), (gw, gb) in zip(layers, grads, strict=True)]

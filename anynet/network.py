@@ -1,0 +1,355 @@
+"""The ``Network``: its configuration and parameters, on one backend and device; it calls the core."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import activations, core, losses
+from . import backend as B
+from . import init as initialisers
+from ._validate import host_2d, kind_of, same_place
+
+
+class Network:
+    """A fully connected feed-forward network.
+
+    ``sizes`` lists the width of every layer, input first: ``[2, 4, 1]`` is the seed's shape with the
+    bias as a separate vector. ``activation`` is used on the hidden layers and, unless
+    ``output_activation`` names another, on the output layer too. Weights ``W`` are ``(n_in, n_out)``
+    so that ``X @ W`` reads as the seed's ``np.dot(X, W1)``.
+
+    ``backend``/``device`` pin the network to an array library and device; left as ``None`` the
+    network starts on the default (``anynet.use``, ``ANYNET_BACKEND``, else NumPy) and moves, once, to
+    wherever the arrays given to ``fit`` live. ``dtype`` ``None`` is the backend's default float.
+    """
+
+    def __init__(
+        self,
+        sizes: list[int],
+        activation: str = "sigmoid",
+        output_activation: str | None = None,
+        bias: bool = True,
+        init: str = "uniform",
+        seed: int | None = 0,
+        dtype: Any = None,
+        backend: str | None = None,
+        device: str | None = None,
+    ) -> None:
+        sizes = _check_sizes(sizes)
+        initialisers.get(init)
+        if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool)):
+            msg = f"seed must be an integer or None, got {seed!r}"
+            raise TypeError(msg)
+        self._configure(sizes, activation, output_activation, bias, init, seed)
+        self._place(backend, device, dtype)
+        host = initialisers.draw(init, sizes, seed)
+        self.layers = self._to_device([(W, b if bias else None) for W, b in host], np_dtype=B.dtype_name(self.dtype))
+
+    # ----------------------------------------------------------------------------- construction
+
+    @classmethod
+    def from_weights(
+        cls,
+        weights: list[Any],
+        biases: list[Any] | None = None,
+        activation: str = "sigmoid",
+        output_activation: str | None = None,
+        dtype: Any = None,
+        backend: str | None = None,
+        device: str | None = None,
+    ) -> Network:
+        """A network with the given weights ``[(n_in, n_out), ...]`` and optional biases ``[(n_out,), ...]``.
+
+        The arrays are copied. The backend, device and dtype follow the weights unless named.
+        """
+        if not isinstance(weights, (list, tuple)) or not weights:
+            msg = f"weights must be a non-empty list of 2-D arrays, got {type(weights).__name__}"
+            raise TypeError(msg)
+        hosts = [host_2d(W, f"weights[{i}]") for i, W in enumerate(weights)]
+        for i in range(1, len(hosts)):
+            if hosts[i].shape[0] != hosts[i - 1].shape[1]:
+                msg = (
+                    f"weights[{i}] has {hosts[i].shape[0]} rows but weights[{i - 1}] has "
+                    f"{hosts[i - 1].shape[1]} columns; each W must be (n_in, n_out) and chain"
+                )
+                raise ValueError(msg)
+        sizes = [hosts[0].shape[0]] + [W.shape[1] for W in hosts]
+        if biases is not None:
+            if len(biases) != len(hosts):
+                msg = f"got {len(biases)} biases for {len(hosts)} weight matrices; give one per layer"
+                raise ValueError(msg)
+            bhost = [np.asarray(B.to_numpy(b), dtype=float).reshape(-1) for b in biases]
+            for i, (b, n) in enumerate(zip(bhost, sizes[1:], strict=True)):
+                if b.shape != (n,) or not np.isfinite(b).all():
+                    msg = f"biases[{i}] must be {n} finite numbers, got shape {b.shape}"
+                    raise ValueError(msg)
+        place = same_place(**{f"weights[{i}]": W for i, W in enumerate(weights)})
+        if backend is None and place is not None:
+            backend, device = place if device is None else (place[0], device)
+        target = backend if backend is not None else B.default_backend()[0]
+        if dtype is None and hosts[0].dtype.kind == "f" and B.backend_of(weights[0]) == target:
+            dtype = str(hosts[0].dtype)  # arrays already on the target backend keep their precision
+        net = cls.__new__(cls)
+        net._configure(sizes, activation, output_activation, biases is not None, "uniform", None)
+        net._place(backend, device, dtype)
+        layers = [(W, None if biases is None else bhost[i]) for i, W in enumerate(hosts)]
+        net.layers = net._to_device(layers, np_dtype=B.dtype_name(net.dtype))
+        return net
+
+    def _configure(self, sizes, activation, output_activation, bias, init, seed) -> None:
+        self.sizes = list(sizes)
+        self.activation = activations.get(activation).name
+        out = activation if output_activation is None else output_activation
+        self.output_activation = activations.get(out).name
+        if self.activation == "softmax":
+            msg = "softmax is an output activation; use it as output_activation='softmax'"
+            raise ValueError(msg)
+        self.bias = bool(bias)
+        self.init = init
+        self.seed = seed
+        self.classes: np.ndarray | None = None
+        self.metadata: dict[str, Any] = {}
+        self.history = None
+        self.epochs_trained = 0
+        self._opt = None
+        self._opt_state = None
+        n_hidden = len(sizes) - 2
+        self._acts = tuple([activations.get(self.activation)] * n_hidden + [activations.get(self.output_activation)])
+
+    def _place(self, backend: str | None, device: str | None, dtype: Any) -> None:
+        """Resolve backend, device and dtype once; everything after uses ``self.xp`` and friends."""
+        self._pinned = backend is not None
+        if backend is None:
+            backend, default_device = B.default_backend()
+            device = default_device if device is None else device
+        B.check_name(backend)
+        self.backend = backend
+        self.xp = B.namespace_for(backend)
+        self._native = B.native_device(backend, device)
+        self.device = B.device_name(backend, self._native)
+        self.dtype = B.dtype_for(self.xp, backend, self._native, dtype)
+
+    def _to_device(self, tree: Any, np_dtype: str | None = None) -> Any:
+        """Move host arrays (or other backends' arrays) in a nested list to this network's place."""
+
+        def move(x):
+            a = B.to_numpy(x)
+            if np_dtype is not None and a.dtype.kind in "biuf":
+                a = a.astype(np_dtype)
+            return B.from_numpy(a, self.backend, self._native)
+
+        return _tree_map(move, tree)
+
+    # ----------------------------------------------------------------------------- parameters
+
+    @property
+    def weights(self) -> list[Any]:
+        """The weight matrices, ``W`` shaped ``(n_in, n_out)``, on the network's backend."""
+        return [W for W, _ in self.layers]
+
+    @property
+    def biases(self) -> list[Any]:
+        """The bias vectors ``(n_out,)``; ``[]`` for a network without biases."""
+        return [b for _, b in self.layers if b is not None]
+
+    @property
+    def n_in(self) -> int:
+        return self.sizes[0]
+
+    @property
+    def n_out(self) -> int:
+        return self.sizes[-1]
+
+    @property
+    def n_params(self) -> int:
+        return sum(a * b + (b if self.bias else 0) for a, b in zip(self.sizes[:-1], self.sizes[1:], strict=True))
+
+    def __repr__(self) -> str:
+        return (
+            f"Network({self.sizes}, activation={self.activation!r}, "
+            f"output_activation={self.output_activation!r}, bias={self.bias}, "
+            f"backend={self.backend!r}, device={self.device!r}, dtype={B.dtype_name(self.dtype)!r})"
+        )
+
+    def to(self, backend: str | None = None, device: str | None = None, dtype: Any = None) -> Network:
+        """The same network (weights, optimizer state, classes) on another backend, device or dtype."""
+        new = Network.__new__(Network)
+        new.__dict__.update(self.__dict__)
+        new._place(backend or self.backend, device, dtype or B.dtype_name(self.dtype))
+        np_dtype = B.dtype_name(new.dtype)
+        new.layers = new._to_device(self.layers, np_dtype)
+        new._opt_state = new._to_device(self._opt_state, np_dtype)
+        new.metadata = dict(self.metadata)
+        return new
+
+    def _follow(self, place: tuple[str, str] | None, label: str, x: Any) -> Network:
+        """This network, or a copy moved to where the user's arrays live (a pinned one refuses)."""
+        if place is None or place == (self.backend, self.device):
+            return self
+        if self._pinned:
+            msg = (
+                f"{label} is a {kind_of(x)} but this network lives on {self.backend} ({self.device}); "
+                f"pass NumPy arrays, or move the network with net = net.to({place[0]!r}, {place[1]!r})"
+            )
+            raise ValueError(msg)
+        moved = self.to(*place)
+        moved._pinned = False
+        return moved
+
+    # ----------------------------------------------------------------------------- data in
+
+    def _input(self, X: Any, label: str = "X") -> Any:
+        """``X`` as a 2-D array of this network's dtype on its device, checked."""
+        if B.backend_of(X) not in (None, "numpy"):
+            return self._device_input(X, label)
+        a = host_2d(X, label)
+        if a.shape[1] != self.n_in:
+            msg = f"{label} has {a.shape[1]} features but the network expects {self.n_in}"
+            raise ValueError(msg)
+        return B.from_numpy(a.astype(B.dtype_name(self.dtype), copy=False), self.backend, self._native)
+
+    def _device_input(self, X: Any, label: str) -> Any:
+        xp = self.xp
+        if not xp.isdtype(X.dtype, ("real floating", "integral", "bool")):
+            msg = f"{label} must be numeric (float, int or bool), got dtype {X.dtype}"
+            raise TypeError(msg)
+        if X.ndim != 2:
+            msg = f"{label} must be 2-D (n_samples, n_features), got shape {tuple(X.shape)}"
+            raise ValueError(msg)
+        if X.shape[0] == 0:
+            msg = f"{label} is empty (shape {tuple(X.shape)}); need at least one row"
+            raise ValueError(msg)
+        if X.shape[1] != self.n_in:
+            msg = f"{label} has {X.shape[1]} features but the network expects {self.n_in}"
+            raise ValueError(msg)
+        if X.dtype != self.dtype:
+            X = xp.astype(X, self.dtype)
+        if not bool(xp.all(xp.isfinite(X))):
+            msg = f"{label} holds NaN or infinite values; clean or impute them first"
+            raise ValueError(msg)
+        return X
+
+    def _targets(self, t: Any, n: int, loss: losses.Loss, classes: Any = None, label: str = "t") -> Any:
+        """Targets as ``(n, n_out)`` floats on the device. 1-D labels (or any non-numeric labels) are
+        encoded against ``self.classes``: one-hot for several outputs, 0/1 for a single sigmoid output."""
+        a = np.asarray(t) if B.backend_of(t) in (None, "numpy") else B.to_numpy(t)
+        if a.ndim == 0 or a.ndim > 2:
+            msg = f"{label} must be 1-D labels or 2-D (n_samples, n_outputs), got shape {a.shape}"
+            raise ValueError(msg)
+        if a.shape[0] != n:
+            msg = f"X has {n} rows but {label} has {a.shape[0]}; they must match"
+            raise ValueError(msg)
+        labels = a.ndim == 1 or (a.ndim == 2 and a.shape[1] == 1 and self.n_out > 1) or a.dtype.kind not in "biuf"
+        if labels and (loss.classification or self.n_out > 1 or a.dtype.kind not in "biuf"):
+            a = self._encode(a.reshape(-1), classes, label)
+        else:
+            a = host_2d(a.reshape(-1, 1) if a.ndim == 1 else a, label)
+            if a.shape[1] != self.n_out:
+                msg = f"{label} has {a.shape[1]} columns but the network has {self.n_out} outputs"
+                raise ValueError(msg)
+        return B.from_numpy(a.astype(B.dtype_name(self.dtype)), self.backend, self._native)
+
+    def _encode(self, labels: np.ndarray, classes: Any, label: str) -> np.ndarray:
+        if labels.dtype.kind == "f" and not np.isfinite(labels).all():
+            msg = f"{label} holds NaN or infinite labels"
+            raise ValueError(msg)
+        found = np.unique(labels)
+        if classes is not None:
+            known = np.unique(np.asarray(classes))
+        elif self.classes is not None:
+            known = self.classes
+        else:
+            known = found
+        missing = np.setdiff1d(found, known)
+        if missing.size:
+            msg = f"{label} has labels {missing.tolist()[:5]} outside the known classes {known.tolist()[:10]}"
+            raise ValueError(msg)
+        want = 2 if self.n_out == 1 else self.n_out
+        if known.size > want or (classes is None and self.classes is None and known.size < want and self.n_out > 1):
+            msg = (
+                f"{label} has {known.size} classes but the network's {self.n_out} output(s) fit {want}; "
+                "size the output layer to the number of classes, or pass classes=[...] to fit"
+            )
+            raise ValueError(msg)
+        self.classes = known
+        index = np.searchsorted(known, labels)
+        if self.n_out == 1:
+            return (index == 1).astype(float).reshape(-1, 1)
+        onehot = np.zeros((labels.shape[0], self.n_out))
+        onehot[np.arange(labels.shape[0]), index] = 1.0
+        return onehot
+
+    # ----------------------------------------------------------------------------- using it
+
+    def predict(self, X: Any) -> Any:
+        """The network's output ``(n, n_out)`` for ``X``: ``(n, n_in)``, as an array on its backend."""
+        self.__dict__.update(self._follow(same_place(X=X), "X", X).__dict__)
+        return core.predict(self.layers, self._input(X), acts=self._acts, xp=self.xp)
+
+    def predict_classes(self, X: Any) -> Any:
+        """Class labels: ``self.classes`` picked by the largest output (or output > 0.5 for one
+        sigmoid output). Numeric labels come back on the network's backend, string labels as NumPy."""
+        xp = self.xp
+        y = self.predict(X)
+        if self.n_out == 1:
+            index = xp.astype(y[:, 0] > 0.5, xp.int64)
+        else:
+            index = xp.argmax(y, axis=1)
+        if self.classes is None:
+            return index
+        if self.classes.dtype.kind in "biuf":
+            classes = B.from_numpy(self.classes, self.backend, self._native)
+            return xp.take(classes, index, axis=0)
+        return self.classes[B.to_numpy(index)]
+
+    def evaluate(self, X: Any, t: Any, loss: str = "half_sse") -> dict[str, float]:
+        """The loss (and accuracy, for a classification loss) on labelled data, as floats."""
+        lf = losses.get(loss)
+        self.__dict__.update(self._follow(same_place(X=X, t=t), "X", X).__dict__)
+        Xd = self._input(X)
+        td = self._targets(t, Xd.shape[0], lf)
+        from .train import accuracy_sum
+
+        xp = self.xp
+        y, cache = core.forward(self.layers, Xd, acts=self._acts, xp=xp)
+        out = {"loss": float(lf.value(cache[-1][1], y, td, xp=xp))}
+        if lf.classification or self.classes is not None:
+            out["accuracy"] = float(accuracy_sum(y, td, xp=xp)) / Xd.shape[0]
+        return out
+
+    def fit(self, X: Any, t: Any, **options: Any):
+        """Train on ``X``: ``(n, n_in)`` and targets ``t``; see ``anynet.train.fit`` for the options.
+
+        Returns the ``History``; calling ``fit`` again continues from the current weights and
+        optimizer state (``reset=True`` starts over from the initial weights).
+        """
+        from .train import fit
+
+        return fit(self, X, t, **options)
+
+    def reset(self) -> None:
+        """Back to the initial weights drawn from ``seed``, with no optimizer state or history."""
+        host = initialisers.draw(self.init, self.sizes, self.seed)
+        self.layers = self._to_device([(W, b if self.bias else None) for W, b in host], B.dtype_name(self.dtype))
+        self._opt = self._opt_state = self.history = None
+        self.epochs_trained = 0
+
+
+def _check_sizes(sizes: Any) -> list[int]:
+    ok = isinstance(sizes, (list, tuple)) and len(sizes) >= 2
+    ok = ok and all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in sizes)
+    if not ok:
+        msg = f"sizes must list at least two positive layer widths, input first, like [2, 4, 1]; got {sizes!r}"
+        raise ValueError(msg)
+    return [int(s) for s in sizes]
+
+
+def _tree_map(fn, tree: Any) -> Any:
+    """Apply ``fn`` to every array in nested lists/tuples, leaving ``None`` and plain numbers alone."""
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_tree_map(fn, item) for item in tree)
+    if tree is None or isinstance(tree, (int, float)):
+        return tree
+    return fn(tree)
