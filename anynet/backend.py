@@ -395,10 +395,41 @@ def _rebuild(tree: Any, done: Any) -> Any:
 
 
 @contextlib.contextmanager
-def errstate_quiet(name: str):
-    """Silence NumPy's floating-point warnings for backends that compute with NumPy underneath."""
-    if name in ("numpy", "array_api_strict", "dask"):
-        with np.errstate(all="ignore"):
+def quiet_overflow(name: str):
+    """Silence NumPy's overflow warnings while training: a run that overflows ends in a clear
+    ``DivergedError``, and the warnings before it would only repeat that less clearly."""
+    if name in ("numpy", "array_api_strict"):
+        with np.errstate(over="ignore", invalid="ignore"):
             yield
     else:
         yield
+
+
+def inplace_module(name: str) -> Any:
+    """The raw array module whose ufuncs take ``out=`` (NumPy, CuPy), for the in-place training seam
+    in ``anynet.fast``; ``None`` for backends that have no safe in-place path (JAX is immutable,
+    Dask is lazy, torch and array_api_strict are served by the reference path)."""
+    if name == "numpy":
+        return np
+    if name == "cupy":
+        import cupy
+
+        return cupy
+    return None
+
+
+def sigmoid_kernel(name: str) -> Any:
+    """A one-pass logistic-sigmoid ufunc taking ``out=`` (SciPy's ``expit`` on NumPy, ``cupyx``'s on
+    CuPy) when installed, else ``None``. Four elementwise passes become one in the in-place engine."""
+    try:
+        if name == "numpy":
+            from scipy.special import expit
+
+            return expit
+        if name == "cupy":
+            from cupyx.scipy.special import expit
+
+            return expit
+    except ImportError:
+        return None
+    return None

@@ -77,3 +77,12 @@ def loss_and_grads(layers: Layers, X: Any, t: Any, /, *, acts, loss, alpha: floa
 def update(layers: Layers, grads: Layers, /, *, lr: float) -> Layers:
     """One plain gradient-descent step (the seed's): ``W - lr * grad_w``, as new arrays."""
     return [(W - lr * gw, None if b is None else b - lr * gb) for (W, b), (gw, gb) in zip(layers, grads, strict=True)]
+
+
+def accuracy_sum(y: Any, t: Any, /, *, xp) -> Any:
+    """How many rows of ``y`` pick the class ``t`` marks (argmax; > 0.5 for one output), as a 0-d float."""
+    if y.shape[1] == 1:
+        hit = (y[:, 0] > 0.5) == (t[:, 0] > 0.5)
+    else:
+        hit = xp.argmax(y, axis=1) == xp.argmax(t, axis=1)
+    return xp.sum(xp.astype(hit, y.dtype))

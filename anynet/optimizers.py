@@ -62,7 +62,8 @@ class Adam:
         b1, b2, eps = self.beta_1, self.beta_2, self.epsilon
         m = _map(lambda m, g: b1 * m + (1 - b1) * g, m, grads)
         v = _map(lambda v, g: b2 * v + (1 - b2) * (g * g), v, grads)
-        lr_t = lr * math.sqrt(1 - b2**count) / (1 - b1**count)
+        # ** 0.5 rather than math.sqrt: ``count`` is a traced array inside a compiled loop
+        lr_t = lr * (1 - b2**count) ** 0.5 / (1 - b1**count)
         new = _map(lambda w, m, v: w - lr_t * m / (xp.sqrt(v) + eps), layers, m, v)
         return new, (count, m, v)
 

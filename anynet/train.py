@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from . import backend as B
-from . import core, losses, optimizers
+from . import core, engines, losses, optimizers
 from ._validate import positive_float, positive_int, same_place
 from .progress import Progress
 
@@ -90,15 +90,6 @@ class History:
         return ax
 
 
-def accuracy_sum(y: Any, t: Any, *, xp) -> Any:
-    """How many rows of ``y`` pick the class ``t`` marks (argmax; or > 0.5 for one output), as a 0-d float."""
-    if y.shape[1] == 1:
-        hit = (y[:, 0] > 0.5) == (t[:, 0] > 0.5)
-    else:
-        hit = xp.argmax(y, axis=1) == xp.argmax(t, axis=1)
-    return xp.sum(xp.astype(hit, y.dtype))
-
-
 def _read(name: str, xp: Any, values: list[Any]) -> list[float]:
     """Device scalars -> Python floats in one transfer (one sync on a GPU)."""
     if name == "numpy":
@@ -136,6 +127,7 @@ def fit(
     classes: Sequence[Any] | None = None,
     reset: bool = False,
     verbose: int = 1,
+    engine: str = "auto",
 ) -> History:
     """Train ``net`` on ``X``: ``(n, n_in)`` and ``t``: ``(n, n_out)`` (or 1-D class labels).
 
@@ -190,6 +182,9 @@ def fit(
     if validation_data is not None and (not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2):
         msg = "validation_data must be a pair (X_val, t_val)"
         raise ValueError(msg)
+    if engine not in engines.ENGINES:
+        msg = f"unknown engine {engine!r}; expected one of {list(engines.ENGINES)}"
+        raise ValueError(msg)
     for cb in callbacks:
         if not callable(cb):
             msg = f"callbacks must be callables f(epoch, logs), got {cb!r}"
@@ -197,8 +192,11 @@ def fit(
 
     Xv_in, tv_in = validation_data if validation_data is not None else (None, None)
     work = net._follow(same_place(X=X, t=t, X_val=Xv_in, t_val=tv_in), "X", X)
+    if work is net:  # train a shallow copy and commit at the end: a failed fit leaves net as it was
+        work = type(net).__new__(type(net))
+        work.__dict__.update(net.__dict__)
+    Engine = engines.select(engine, work.backend)
     if reset:
-        work = work.to(work.backend, work.device) if work is net else work
         work.reset()
     X = work._input(X, "X")
     n = X.shape[0]
@@ -227,97 +225,181 @@ def fit(
     track_acc = lf.classification or bool(metrics)
 
     history = History(monitor="val_loss" if Xv is not None else "loss", backend=work.backend, device=work.device)
-    layers = work.layers
-    state = (
-        work._opt_state if (work._opt == opt and work._opt_state is not None and not reset) else opt.init(layers, xp=xp)
-    )
+    resume = work._opt == opt and work._opt_state is not None
+    state = work._opt_state if resume else opt.init(work.layers, xp=xp)
+    eng = Engine(work.layers, state, acts=work._acts, loss=lf, opt=opt, alpha=alpha, xp=xp, backend=work.backend)
     bs = n if batch_size is None else min(batch_size, n)
-    starts = range(0, n, bs)
-    batched = bs < n
-    rng = np.random.default_rng(seed if seed is not None else [work.seed or 0, work.epochs_trained])
-    acts = work._acts
-    best_layers, wait, start_prev = layers, 0, layers
-    progress = Progress(epochs, verbose=verbose)
-    logs: dict[str, Any] = {}
+    loop = _Loop(work, eng, lf, history, X, t, Xv, tv, track_acc, patience, min_delta, callbacks, verbose, epochs)
+    lrs = [lr] * epochs if sched is optimizers.constant else [sched(lr, e, epochs) for e in range(epochs)]
     t0 = time.perf_counter()
-    epoch = 0
-    for epoch in range(epochs):
-        lr_e = sched(lr, epoch, epochs)
-        start_layers = layers
-        if batched and shuffle:
-            perm = B.from_numpy(rng.permutation(n), work.backend, work._native)
-        total = correct = 0.0
-        for s in starts:
-            if not batched:
-                Xb, tb = X, t
-            elif shuffle:
-                idx = perm[s : s + bs]
-                Xb, tb = xp.take(X, idx, axis=0), xp.take(t, idx, axis=0)
+    try:
+        with B.quiet_overflow(work.backend):
+            if hasattr(eng, "run") and bs == n and Xv is None and not callbacks and patience is None:
+                loop.fused(lrs)
             else:
-                Xb, tb = X[s : s + bs, ...], t[s : s + bs, ...]
-            value, grads, y = core.loss_and_grads(layers, Xb, tb, acts=acts, loss=lf, alpha=alpha, xp=xp)
-            layers, state = opt.step(layers, grads, state, lr_e, xp=xp)
-            total = total + (value if lf.reduction == "sum" else value * Xb.shape[0])
-            if track_acc:
-                correct = correct + accuracy_sum(y, tb, xp=xp)
-        layers, state = B.materialize((layers, state), work.backend)
-        scalars = [total]
-        if track_acc:
-            scalars.append(correct)
-        if Xv is not None:
-            yv, cache = core.forward(layers, Xv, acts=acts, xp=xp)
-            scalars.append(lf.value(cache[-1][1], yv, tv, xp=xp))
-            if track_acc:
-                scalars.append(accuracy_sum(yv, tv, xp=xp))
-        values = _read(work.backend, xp, scalars)
-        train_loss = values[0] / (1 if lf.reduction == "sum" else n)
-        if not math.isfinite(train_loss) or (Xv is not None and not math.isfinite(values[1 + track_acc])):
-            layers = start_layers if _all_finite(start_layers, xp) else start_prev
-            work.layers, work._opt, work._opt_state = layers, None, None
-            history.wall_time = time.perf_counter() - t0
-            work.history = history
-            net.__dict__.update(work.__dict__)
-            msg = (
-                f"training diverged at epoch {epoch + 1}: the loss became {train_loss}; the last finite "
-                f"weights were kept. Try a smaller lr (it was {lr_e:g}) or standardise the inputs"
-            )
-            raise DivergedError(msg, history)
-        start_prev = start_layers
-        history.loss.append(train_loss)
-        history.lr.append(lr_e)
-        logs = {"epoch": epoch, "loss": train_loss, "lr": lr_e}
-        k = 1
-        if track_acc:
-            history.accuracy.append(values[k] / n)
-            logs["accuracy"] = history.accuracy[-1]
-            k += 1
-        if Xv is not None:
-            history.val_loss.append(values[k])
-            logs["val_loss"] = history.val_loss[-1]
-            if track_acc:
-                history.val_accuracy.append(values[k + 1] / Xv.shape[0])
-                logs["val_accuracy"] = history.val_accuracy[-1]
-        current = logs[history.monitor]
-        if history.best_value is None or current < history.best_value - min_delta:
-            history.best_value, history.best_epoch, best_layers, wait = current, epoch, layers, 0
-        else:
-            wait += 1
-        progress.update(epoch + 1, logs)
-        stop = patience is not None and wait >= patience
-        if callbacks:
-            work.layers = layers
-            logs["network"] = work
-            answers = [cb(epoch, logs) for cb in callbacks]  # every callback runs, even after a stop
-            stop = any(answers) or stop
-        if stop:
-            history.stopped_early = True
-            break
+                rng = np.random.default_rng(seed if seed is not None else [work.seed or 0, work.epochs_trained])
+                loop.epochs(lrs, bs, shuffle, rng)
+    except DivergedError:
+        history.wall_time = time.perf_counter() - t0
+        work.layers, work._opt, work._opt_state = eng.layers, None, None
+        work.epochs_trained += history.epochs
+        work.history = history
+        net.__dict__.update(work.__dict__)
+        raise
+    finally:
+        loop.close()
     history.wall_time = time.perf_counter() - t0
-    progress.close(history.epochs, logs)
-    if patience is not None and restore_best_weights and history.best_epoch is not None:
-        layers = best_layers
-    work.layers, work._opt, work._opt_state = layers, opt, state
+    layers = loop.best if (patience is not None and restore_best_weights and loop.best is not None) else eng.layers
+    work.layers, work._opt, work._opt_state = layers, opt, eng.state
     work.epochs_trained += history.epochs
     work.history = history
     net.__dict__.update(work.__dict__)
     return history
+
+
+class _Loop:
+    """The epoch loop shared by the engines: reads scalars back once an epoch, keeps history, runs
+    callbacks and early stopping, and stops with the last finite weights when the loss diverges."""
+
+    def __init__(
+        self, net, eng, loss, history, X, t, Xv, tv, track_acc, patience, min_delta, callbacks, verbose, epochs
+    ):
+        self.net, self.eng, self.loss, self.history = net, eng, loss, history
+        self.X, self.t, self.Xv, self.tv = X, t, Xv, tv
+        self.track_acc, self.patience, self.min_delta, self.callbacks = track_acc, patience, min_delta, callbacks
+        self.progress = Progress(epochs, verbose=verbose) if verbose else None
+        self.keep_best = patience is not None
+        self.best = None
+        self.wait = 0
+        self.logs: dict[str, Any] = {}
+
+    def epochs(self, lrs: list[float], bs: int, shuffle: bool, rng: np.random.Generator) -> None:
+        eng, net, loss, X, t = self.eng, self.net, self.loss, self.X, self.t
+        xp, name = net.xp, net.backend
+        n = X.shape[0]
+        batched = bs < n
+        starts = range(0, n, bs)
+        # The weights at the start of this epoch and the one before, for a divergence: the in-place
+        # engine keeps them in its ring on full batches; otherwise snapshot them.
+        ring = not batched and hasattr(eng, "previous")
+        start = prev = None if ring else eng.snapshot()
+        divisor = 1 if loss.reduction == "sum" else n
+        vk = 2 if self.track_acc else 1  # where the validation loss sits among the values read back
+        for epoch, lr in enumerate(lrs):
+            if batched and shuffle:
+                perm = B.from_numpy(rng.permutation(n), name, net._native)
+            total = correct = 0.0
+            for s in starts:
+                if not batched:
+                    Xb, tb = X, t
+                elif shuffle:
+                    idx = perm[s : s + bs]
+                    Xb, tb = xp.take(X, idx, axis=0), xp.take(t, idx, axis=0)
+                else:
+                    Xb, tb = X[s : s + bs, ...], t[s : s + bs, ...]
+                value, y = eng.step(Xb, tb, lr)
+                total = total + (value if divisor == 1 else value * Xb.shape[0])
+                if self.track_acc:
+                    correct = correct + core.accuracy_sum(y, tb, xp=xp)
+            if name == "dask":
+                eng.layers, eng.state, total, correct = B.materialize((eng.layers, eng.state, total, correct), name)
+            scalars = [total, correct] if self.track_acc else [total]
+            if self.Xv is not None:
+                yv, cache = core.forward(eng.layers, self.Xv, acts=net._acts, xp=xp)
+                scalars.append(loss.value(cache[-1][1], yv, self.tv, xp=xp))
+                if self.track_acc:
+                    scalars.append(core.accuracy_sum(yv, self.tv, xp=xp))
+            values = _read(name, xp, scalars)
+            if not math.isfinite(values[0]) or (self.Xv is not None and not math.isfinite(values[vk])):
+                if ring:
+                    start, prev = eng.previous(1), eng.previous(2)
+                self._diverged(epoch, values[0] / divisor, lr, start, prev)
+            if self._record(epoch, lr, values, n):
+                return
+            if not ring:
+                prev, start = start, eng.snapshot()
+
+    def fused(self, lrs: list[float]) -> None:
+        """Full-batch epochs in compiled chunks (JAX), with no Python between epochs: used when
+        nothing (validation, callbacks, patience) needs the host each epoch."""
+        from .compiled import CHUNK
+
+        eng, n, h = self.eng, self.X.shape[0], self.history
+        for lo in range(0, len(lrs), CHUNK):
+            chunk = lrs[lo : lo + CHUNK]
+            values, correct, prev = eng.run(self.X, self.t, chunk, self.track_acc)
+            values, correct = B.to_numpy(values), B.to_numpy(correct)
+            bad = np.flatnonzero(~np.isfinite(values))
+            stop = len(chunk) if bad.size == 0 else int(bad[0])
+            if stop:
+                losses = values[:stop]  # one full batch an epoch: already in the loss's reduction
+                best = int(np.argmin(losses))
+                if h.best_value is None or losses[best] < h.best_value - self.min_delta:
+                    h.best_value, h.best_epoch = float(losses[best]), lo + best
+                h.loss.extend(losses.tolist())
+                h.lr.extend(chunk[:stop])
+                if self.track_acc:
+                    h.accuracy.extend((correct[:stop] / n).tolist())
+                if self.progress is not None:
+                    self.logs = {"loss": h.loss[-1]} | ({"accuracy": h.accuracy[-1]} if self.track_acc else {})
+                    self.progress.update(lo + stop, self.logs)
+            if bad.size:
+                # The scan froze at the first bad epoch: eng.layers produced it, prev came before.
+                self._diverged(lo + stop, float(values[stop]), chunk[stop], eng.layers, prev)
+
+    def _record(self, epoch: int, lr: float, values: list[float], n: int) -> bool:
+        """Append one epoch to the history; True when training should stop."""
+        h = self.history
+        divisor = 1 if self.loss.reduction == "sum" else n
+        h.loss.append(values[0] / divisor)
+        h.lr.append(lr)
+        k = 1
+        if self.track_acc:
+            h.accuracy.append(values[1] / n)
+            k = 2
+        if self.Xv is not None:
+            h.val_loss.append(values[k])
+            if self.track_acc:
+                h.val_accuracy.append(values[k + 1] / self.Xv.shape[0])
+        current = h.val_loss[-1] if self.Xv is not None else h.loss[-1]
+        if h.best_value is None or current < h.best_value - self.min_delta:
+            h.best_value, h.best_epoch, self.wait = current, epoch, 0
+            if self.keep_best:
+                self.best = self.eng.snapshot()
+        else:
+            self.wait += 1
+        if self.progress is None and not self.callbacks:
+            return False
+        logs = {"epoch": epoch, "loss": h.loss[-1], "lr": lr}
+        if self.track_acc:
+            logs["accuracy"] = h.accuracy[-1]
+        if self.Xv is not None:
+            logs["val_loss"] = h.val_loss[-1]
+            if self.track_acc:
+                logs["val_accuracy"] = h.val_accuracy[-1]
+        self.logs = logs
+        if self.progress is not None:
+            self.progress.update(epoch + 1, logs)
+        stop = self.patience is not None and self.wait >= self.patience
+        if self.callbacks:
+            self.net.layers = self.eng.snapshot()
+            logs["network"] = self.net
+            answers = [cb(epoch, logs) for cb in self.callbacks]  # every callback runs, even after a stop
+            stop = any(answers) or stop
+        if stop:
+            h.stopped_early = True
+        return stop
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.close(self.history.epochs, self.logs)
+
+    def _diverged(self, epoch: int, loss_value: float, lr: float, start, prev) -> None:
+        xp = self.net.xp
+        self.eng.layers = start if _all_finite(start, xp) else prev
+        self.history.stopped_early = True
+        msg = (
+            f"training diverged at epoch {epoch + 1}: the loss became {loss_value}; the last finite "
+            f"weights were kept. Try a smaller lr (it was {lr:g}) or standardise the inputs"
+        )
+        raise DivergedError(msg, self.history)
