@@ -203,7 +203,7 @@ def native_device(name: str, device: str | None) -> Any:
         return "cpu"
     if name == "array_api_strict":
         known = devices(name)
-        if device is None:
+        if dev in (None, "cpu"):  # "cpu" names the CPU on every backend
             return mod.Device("CPU_DEVICE")
         if device not in known:
             msg = f"array_api_strict has no device {device!r}; expected one of {known}"
@@ -230,7 +230,7 @@ def native_device(name: str, device: str | None) -> Any:
         raise BackendError(msg)
     if name == "torch":
         return mod.device("cpu")
-    return mod.devices("cpu")[0]  # jax
+    return mod.devices()[0] if dev is None else mod.devices("cpu")[0]  # jax: its default device, GPU if any
 
 
 def _cuda_index(dev: str, given: object) -> int:
@@ -397,8 +397,9 @@ def _rebuild(tree: Any, done: Any) -> Any:
 @contextlib.contextmanager
 def quiet_overflow(name: str):
     """Silence NumPy's overflow warnings while training: a run that overflows ends in a clear
-    ``DivergedError``, and the warnings before it would only repeat that less clearly."""
-    if name in ("numpy", "array_api_strict"):
+    ``DivergedError``, and the warnings before it would only repeat that less clearly. Dask computes
+    with NumPy underneath, in this thread when the loop persists its arrays each epoch."""
+    if name in ("numpy", "array_api_strict", "dask"):
         with np.errstate(over="ignore", invalid="ignore"):
             yield
     else:

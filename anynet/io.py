@@ -136,11 +136,18 @@ def load(path: str | os.PathLike, backend: str | None = None, device: str | None
         what = "is a folder" if path.is_dir() else "does not exist"
         msg = f"cannot load {str(path)!r}: it {what}"
         raise FileNotFoundError(msg)
+    arrays = None
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
+        # Our own handle: np.load leaks the one it opens when a truncated zip fails to parse.
+        with open(path, "rb") as fh:
+            data = np.load(fh, allow_pickle=False)
+            if isinstance(data, np.lib.npyio.NpzFile):
+                with data:
+                    arrays = {k: data[k] for k in data.files}
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
         raise _fail(path, f"it is not a readable .npz archive ({type(exc).__name__}: {exc})") from None
+    if arrays is None:
+        raise _fail(path, "it holds a single .npy array, not an .npz archive")
     if CONFIG_KEY not in arrays:
         raise _fail(path, f"it has no {CONFIG_KEY!r} entry (found {sorted(arrays)[:6]})")
     try:

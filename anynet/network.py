@@ -239,9 +239,12 @@ class Network:
             msg = f"{label} must be 1-D labels or 2-D (n_samples, n_outputs), got shape {a.shape}"
             raise ValueError(msg)
         if a.shape[0] != n:
-            msg = f"X has {n} rows but {label} has {a.shape[0]}; they must match"
+            msg = f"{'X_val' if label == 't_val' else 'X'} has {n} rows but {label} has {a.shape[0]}; they must match"
             raise ValueError(msg)
         labels = a.ndim == 1 or (a.ndim == 2 and a.shape[1] == 1 and self.n_out > 1) or a.dtype.kind not in "biuf"
+        if labels and a.ndim == 2 and a.shape[1] != 1:
+            msg = f"{label} must be numeric (float, int or bool), or class labels in one column; got dtype {a.dtype}"
+            raise TypeError(msg)
         if labels and (loss.classification or self.n_out > 1 or a.dtype.kind not in "biuf"):
             a = self._encode(a.reshape(-1), classes, label)
         else:
@@ -310,13 +313,11 @@ class Network:
         self.__dict__.update(self._follow(same_place(X=X, t=t), "X", X).__dict__)
         Xd = self._input(X)
         td = self._targets(t, Xd.shape[0], lf)
-        from .train import accuracy_sum
-
         xp = self.xp
         y, cache = core.forward(self.layers, Xd, acts=self._acts, xp=xp)
         out = {"loss": float(lf.value(cache[-1][1], y, td, xp=xp))}
         if lf.classification or self.classes is not None:
-            out["accuracy"] = float(accuracy_sum(y, td, xp=xp)) / Xd.shape[0]
+            out["accuracy"] = float(core.accuracy_sum(y, td, xp=xp)) / Xd.shape[0]
         return out
 
     def fit(self, X: Any, t: Any, **options: Any):

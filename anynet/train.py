@@ -98,7 +98,9 @@ def _read(name: str, xp: Any, values: list[Any]) -> list[float]:
 
 
 def _all_finite(layers: Any, xp: Any) -> bool:
-    return all(bool(xp.all(xp.isfinite(a))) for layer in layers for a in layer if a is not None)
+    """Whether every weight and bias is finite, read back in one transfer."""
+    flags = [xp.all(xp.isfinite(a)) for layer in layers for a in layer if a is not None]
+    return bool(xp.all(xp.stack(flags)))
 
 
 def fit(
@@ -286,6 +288,8 @@ class _Loop:
         divisor = 1 if loss.reduction == "sum" else n
         vk = 2 if self.track_acc else 1  # where the validation loss sits among the values read back
         for epoch, lr in enumerate(lrs):
+            if epoch and not ring:
+                prev, start = start, eng.snapshot()
             if batched and shuffle:
                 perm = B.from_numpy(rng.permutation(n), name, net._native)
             total = correct = 0.0
@@ -293,10 +297,10 @@ class _Loop:
                 if not batched:
                     Xb, tb = X, t
                 elif shuffle:
-                    idx = perm[s : s + bs]
+                    idx = perm[s : min(s + bs, n)]  # array_api_strict rejects a stop past the end
                     Xb, tb = xp.take(X, idx, axis=0), xp.take(t, idx, axis=0)
                 else:
-                    Xb, tb = X[s : s + bs, ...], t[s : s + bs, ...]
+                    Xb, tb = X[s : min(s + bs, n), ...], t[s : min(s + bs, n), ...]
                 value, y = eng.step(Xb, tb, lr)
                 total = total + (value if divisor == 1 else value * Xb.shape[0])
                 if self.track_acc:
@@ -315,9 +319,11 @@ class _Loop:
                     start, prev = eng.previous(1), eng.previous(2)
                 self._diverged(epoch, values[0] / divisor, lr, start, prev)
             if self._record(epoch, lr, values, n):
-                return
-            if not ring:
-                prev, start = start, eng.snapshot()
+                break
+        if lrs and not _all_finite(eng.layers, xp):  # the epoch's loss came before its last update
+            if ring:
+                start, prev = eng.previous(1), eng.previous(2)
+            self._diverged(len(lrs) - 1, math.inf, lrs[-1], start, prev, after_update=True)
 
     def fused(self, lrs: list[float]) -> None:
         """Full-batch epochs in compiled chunks (JAX), with no Python between epochs: used when
@@ -346,6 +352,8 @@ class _Loop:
             if bad.size:
                 # The scan froze at the first bad epoch: eng.layers produced it, prev came before.
                 self._diverged(lo + stop, float(values[stop]), chunk[stop], eng.layers, prev)
+        if lrs and not _all_finite(eng.layers, self.net.xp):  # the last update overflowed
+            self._diverged(len(lrs) - 1, math.inf, lrs[-1], prev, prev, after_update=True)
 
     def _record(self, epoch: int, lr: float, values: list[float], n: int) -> bool:
         """Append one epoch to the history; True when training should stop."""
@@ -394,12 +402,13 @@ class _Loop:
         if self.progress is not None:
             self.progress.close(self.history.epochs, self.logs)
 
-    def _diverged(self, epoch: int, loss_value: float, lr: float, start, prev) -> None:
+    def _diverged(self, epoch: int, loss_value: float, lr: float, start, prev, after_update=False) -> None:
         xp = self.net.xp
         self.eng.layers = start if _all_finite(start, xp) else prev
         self.history.stopped_early = True
+        what = "the weights became infinite or NaN" if after_update else f"the loss became {loss_value}"
         msg = (
-            f"training diverged at epoch {epoch + 1}: the loss became {loss_value}; the last finite "
+            f"training diverged at epoch {epoch + 1}: {what}; the last finite "
             f"weights were kept. Try a smaller lr (it was {lr:g}) or standardise the inputs"
         )
         raise DivergedError(msg, self.history)
