@@ -376,8 +376,10 @@ class _Loop:
                 self.best = self.eng.snapshot()
         else:
             self.wait += 1
+        stop = self.patience is not None and self.wait >= self.patience
         if self.progress is None and not self.callbacks:
-            return False
+            h.stopped_early = stop
+            return stop
         logs = {"epoch": epoch, "loss": h.loss[-1], "lr": lr}
         if self.track_acc:
             logs["accuracy"] = h.accuracy[-1]
@@ -388,7 +390,6 @@ class _Loop:
         self.logs = logs
         if self.progress is not None:
             self.progress.update(epoch + 1, logs)
-        stop = self.patience is not None and self.wait >= self.patience
         if self.callbacks:
             self.net.layers = self.eng.snapshot()
             logs["network"] = self.net

@@ -579,3 +579,13 @@ def test_progress_bar_on_a_terminal():
     assert text.endswith("\n")
     assert text.count("\n") == 1
     assert "3/3" in text
+
+
+def test_patience_stops_a_quiet_run_without_callbacks():
+    """Early stopping must not depend on a progress bar or a callback being there to notice it."""
+    X = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
+    t = np.array([[1.0], [1.0], [0.0], [0.0]])
+    net = anynet.Network([2, 3, 1], activation="tanh", output_activation="identity", dtype="float64")
+    history = net.fit(X, t, epochs=200, lr=1e-12, loss="mse", patience=3, min_delta=1.0, verbose=0)
+    assert history.stopped_early
+    assert history.epochs == 4  # the first epoch sets the best; three without improvement stop it
