@@ -61,11 +61,19 @@ def host_2d(x: Any, label: str, *, allow_1d: bool = False) -> np.ndarray:
     if a.shape[0] == 0:
         msg = f"{label} is empty (shape {a.shape}); need at least one row"
         raise ValueError(msg)
-    if a.dtype.kind == "f" and not np.isfinite(a).all():
+    if a.dtype.kind == "f" and not all_finite(a, np):
         bad = int(np.size(a) - np.isfinite(a).sum())
         msg = f"{label} holds {bad} NaN or infinite value(s); clean or impute them first"
         raise ValueError(msg)
     return a
+
+
+def all_finite(x: Any, xp: Any) -> bool:
+    """Whether ``x`` holds no NaN or infinity, without an ``x``-sized temporary: the min and the max
+    are finite exactly when every element is (NaN propagates through both)."""
+    if x.shape[0] == 0:
+        return True
+    return bool(xp.isfinite(xp.min(x)) & xp.isfinite(xp.max(x)))
 
 
 def positive_int(value: Any, label: str, *, allow_zero: bool = False, allow_none: bool = False) -> Any:

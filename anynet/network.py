@@ -9,7 +9,7 @@ import numpy as np
 from . import activations, core, losses
 from . import backend as B
 from . import init as initialisers
-from ._validate import host_2d, kind_of, same_place
+from ._validate import all_finite, host_2d, kind_of, same_place
 
 
 class Network:
@@ -226,7 +226,7 @@ class Network:
             raise ValueError(msg)
         if X.dtype != self.dtype:
             X = xp.astype(X, self.dtype)
-        if not bool(xp.all(xp.isfinite(X))):
+        if not all_finite(X, xp):
             msg = f"{label} holds NaN or infinite values; clean or impute them first"
             raise ValueError(msg)
         return X
