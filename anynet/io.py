@@ -117,11 +117,18 @@ def save(net: Network, path: str | os.PathLike) -> Path:
             np.savez(fh, **arrays)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a checkpoint is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fail(path: Path, why: str) -> CheckpointError:
@@ -202,6 +209,7 @@ def _build(config: dict, arrays: dict, backend: str | None, device: str | None, 
         device=device,
     )
     net._pinned = backend is not None
+    net._dtype_chosen = dtype is not None
     net.init = config.get("init", "uniform")
     net.seed = config.get("seed")
     net.epochs_trained = int(config.get("epochs_trained", 0))

@@ -85,6 +85,7 @@ class Network:
                 if b.shape != (n,) or not np.isfinite(b).all():
                     msg = f"biases[{i}] must be {n} finite numbers, got shape {b.shape}"
                     raise ValueError(msg)
+        chosen = dtype is not None
         place = same_place(**{f"weights[{i}]": W for i, W in enumerate(weights)})
         if backend is None and place is not None:
             backend, device = place if device is None else (place[0], device)
@@ -94,6 +95,7 @@ class Network:
         net = cls.__new__(cls)
         net._configure(sizes, activation, output_activation, biases is not None, "uniform", None)
         net._place(backend, device, dtype)
+        net._dtype_chosen = chosen
         layers = [(W, None if biases is None else bhost[i]) for i, W in enumerate(hosts)]
         net.layers = net._to_device(layers, np_dtype=B.dtype_name(net.dtype))
         return net
@@ -130,6 +132,8 @@ class Network:
         self._native = B.native_device(backend, device)
         self.device = B.device_name(backend, self._native)
         self.dtype = B.dtype_for(self.xp, backend, self._native, dtype)
+        #: a dtype named by the user stays; otherwise the network takes the dtype of the data it follows
+        self._dtype_chosen = dtype is not None
 
     def _to_device(self, tree: Any, np_dtype: str | None = None) -> Any:
         """Move host arrays (or other backends' arrays) in a nested list to this network's place."""
@@ -175,9 +179,13 @@ class Network:
 
     def to(self, backend: str | None = None, device: str | None = None, dtype: Any = None) -> Network:
         """The same network (weights, optimizer state, classes) on another backend, device or dtype."""
+        return self._moved(backend or self.backend, device, dtype or B.dtype_name(self.dtype), dtype is not None)
+
+    def _moved(self, backend: str, device: str | None, dtype: Any, chosen: bool) -> Network:
         new = Network.__new__(Network)
         new.__dict__.update(self.__dict__)
-        new._place(backend or self.backend, device, dtype or B.dtype_name(self.dtype))
+        new._place(backend, device, dtype)
+        new._dtype_chosen = self._dtype_chosen or chosen
         np_dtype = B.dtype_name(new.dtype)
         new.layers = new._to_device(self.layers, np_dtype)
         new._opt_state = new._to_device(self._opt_state, np_dtype)
@@ -194,7 +202,10 @@ class Network:
                 f"pass NumPy arrays, or move the network with net = net.to({place[0]!r}, {place[1]!r})"
             )
             raise ValueError(msg)
-        moved = self.to(*place)
+        dtype = B.dtype_name(self.dtype) if self._dtype_chosen else B.dtype_name(getattr(x, "dtype", None))
+        if dtype not in ("float32", "float64"):
+            dtype = None  # integer data: the new backend's default float
+        moved = self._moved(place[0], place[1], dtype, chosen=False)
         moved._pinned = False
         return moved
 
@@ -297,7 +308,8 @@ class Network:
         xp = self.xp
         y = self.predict(X)
         if self.n_out == 1:
-            index = xp.astype(y[:, 0] > 0.5, xp.int64)
+            integral = xp.__array_namespace_info__().default_dtypes(device=self._native)["integral"]
+            index = xp.astype(y[:, 0] > 0.5, integral)
         else:
             index = xp.argmax(y, axis=1)
         if self.classes is None:

@@ -240,3 +240,19 @@ def test_200_steps_agree_with_numpy(backend):
 def test_shuffled_minibatches_agree_with_numpy(backend):
     # 4 batches an epoch in a seeded order; Adam with L2 and a schedule
     agree_with_numpy(backend, epochs=6, lr=0.05, optimizer="adam", alpha=0.1, schedule="cosine", batch_size=2, seed=1)
+
+
+def test_following_the_data_takes_its_float_dtype_unless_one_was_named(backend, asarray):
+    """Moving to float32 data must not copy it to float64 (a second copy of the data on the device)."""
+    X = asarray(np.eye(3), dtype="float32")
+    t = asarray(np.ones((3, 1)), dtype="float32")
+    with anynet.use("numpy"):
+        free = anynet.Network([3, 2, 1])
+        named = anynet.Network([3, 2, 1], dtype="float64")
+    free.fit(X, t, epochs=1, verbose=0)
+    # NumPy arrays are host data: they go to the network as it is, in its own dtype.
+    assert anynet.backend.dtype_name(free.dtype) == ("float64" if backend == "numpy" else "float32")
+    if backend != "numpy":  # a pinned dtype stays, whatever the data
+        named.fit(X, t, epochs=1, verbose=0)
+        assert anynet.backend.dtype_name(named.dtype) == "float64"
+        assert named.backend == backend

@@ -2,6 +2,7 @@
 errors for truncated, foreign and tampered files."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -220,3 +221,13 @@ def test_load_a_missing_path(tmp_path):
         anynet.load(tmp_path / "nothing.npz")
     with pytest.raises(FileNotFoundError, match=r"is a folder"):
         anynet.load(tmp_path)
+
+
+def test_a_checkpoint_gets_ordinary_file_permissions(tmp_path):
+    path = tmp_path / "model.npz"
+    old = os.umask(0o022)
+    try:
+        anynet.save(anynet.Network([2, 2, 1]), path)
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
