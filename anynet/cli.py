@@ -1,24 +1,42 @@
 """The ``anynet`` command line: the friendly layer over the strict library.
 
-Results go to stdout, progress and logs to stderr; a user error exits non-zero with a one-paragraph
-message (``--debug`` shows the traceback).
+Results go to stdout, progress and logs to stderr; a user error exits 1 with a one-paragraph
+message (``--debug`` shows the traceback), a malformed command line exits 2 (argparse).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import importlib.util
+import io
+import os
 import sys
+import tempfile
+import textwrap
 import time
-from collections.abc import Sequence
+import zipfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from . import __version__, activations, losses
 from . import backend as B
+from . import data as D
 
 #: the seed's data: the last column is the constant 1 that plays the bias
 XOR_X = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]])
 XOR_T = np.array([[0, 1, 1, 0]]).T
+
+#: the loss each output activation trains with unless --loss names another
+DEFAULT_LOSS = {"softmax": "cross_entropy", "sigmoid": "binary_cross_entropy", "identity": "mse"}
+#: the learning rate each optimizer starts from unless --lr names another (the library's SGD default,
+#: the seed's 1.0, is tuned for its sigmoid XOR net and diverges on most others)
+DEFAULT_LR = {"adam": 0.01, "sgd": 0.1}
+PLOT_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
+#: datasets with at least this many rows hold out 20% for validation unless --validation-split says
+AUTO_SPLIT_ROWS = 50
 
 
 class UserError(Exception):
@@ -29,18 +47,148 @@ def _fmt(a: np.ndarray) -> str:
     return np.array2string(np.asarray(a), precision=3, suppress_small=True, floatmode="fixed")
 
 
+def _logger(quiet: bool) -> Callable[[str], None]:
+    """A ``say(text)`` that writes a log line to stderr, or nothing with ``--quiet``."""
+
+    def say(text: str) -> None:
+        if not quiet:
+            print(text, file=sys.stderr, flush=True)
+
+    return say
+
+
+# --------------------------------------------------------------------------- shared checks
+
+
+def _place(backend: str | None, device: str | None) -> tuple[str, str | None]:
+    """The backend and device to run on, checked before any data moves: a missing library or an
+    absent GPU becomes a message that says what to do."""
+    name = backend if backend is not None else B.default_backend()[0]
+    try:
+        found = B.devices(name)
+    except B.BackendError as exc:
+        msg = f"{exc}; `anynet backends` lists what this machine has"
+        raise UserError(msg) from None
+    wants_gpu = B.BACKENDS[name].gpu_only or str(device or "").strip().lower().startswith(("cuda", "gpu"))
+    if wants_gpu and not any(d.startswith("cuda") for d in found):
+        asked = f"--device {device}" if device else f"--backend {name}"
+        msg = (
+            f"{asked} asks for a GPU, but {name} sees no CUDA device on this machine "
+            f"(it has: {', '.join(found) or 'none'}); run on the CPU with "
+            f"{'--backend numpy' if B.BACKENDS[name].gpu_only else '--device cpu'}, or check the CUDA driver with "
+            "nvidia-smi. `anynet backends` lists what this machine has"
+        )
+        raise UserError(msg)
+    return name, device
+
+
+def _writable(path: str, flag: str, suffixes: Sequence[str]) -> Path:
+    """``path`` checked as a place to write, before any work is spent on what goes there."""
+    p = Path(path)
+    if p.suffix.lower() not in suffixes:
+        msg = f"{flag} {path!r}: give a file name ending in {' or '.join(suffixes)}"
+        raise UserError(msg)
+    if p.is_dir():
+        msg = f"{flag} {path!r} is a folder; give a file name such as {str(p / ('out' + suffixes[0]))!r}"
+        raise UserError(msg)
+    folder = p.parent if str(p.parent) else Path(".")
+    if not folder.is_dir():
+        msg = f"{flag} {path!r}: the folder {str(folder)!r} does not exist; create it first"
+        raise UserError(msg)
+    if not os.access(folder, os.W_OK):
+        msg = f"{flag} {path!r}: the folder {str(folder)!r} is not writable"
+        raise UserError(msg)
+    return p
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Let ``write(tmp)`` fill a temporary file beside ``path``, then rename it into place, so that a
+    failure never leaves ``path`` half-written."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        _readable(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _readable(path: Path) -> None:
+    """Give a file the permissions a plain ``open(path, "w")`` would (mkstemp makes it private, 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
+def _load_model(path: str):
+    """The model at ``path``, on the host: DATA is read and checked before any backend is imported."""
+    from .io import load
+
+    order = "the model comes first: anynet COMMAND MODEL DATA"
+    if not Path(path).exists():
+        hint = order if path in D.BUILTINS else f"train one with `anynet train DATA --out {path}`"
+        msg = f"cannot load the model {path!r}: no such file; {hint}"
+        raise UserError(msg)
+    if Path(path).is_file() and not zipfile.is_zipfile(path):
+        msg = f"{path!r} is not an anynet model (models are .npz files written by `anynet train --out`); {order}"
+        raise UserError(msg)
+    return load(path, backend="numpy")
+
+
+def _moved(net, args: argparse.Namespace):
+    """``net`` on the backend, device and dtype that ``args`` ask for."""
+    name, device = _place(args.backend, args.device)
+    try:
+        return net.to(name, device, args.dtype)
+    except B.BackendError as exc:
+        if args.dtype is None and B.dtype_name(net.dtype) == "float64":
+            msg = f"{exc}; or add --dtype float32 to compute in single precision"
+            raise UserError(msg) from None
+        raise
+
+
+def _model_data(net, args: argparse.Namespace, *, need_target: bool) -> D.Table:
+    """DATA read the way the model's training data was: same feature columns, same standardisation."""
+    meta = net.metadata
+    target = getattr(args, "target", None) or meta.get("target")
+    table = D.load(args.data, target=target, seed=args.seed, need_target=False)
+    if need_target and table.t is None:
+        what = f"target column {target!r}" if target else "targets"
+        msg = f"{args.data!r} has no {what} to evaluate against; name the label column with --target"
+        raise UserError(msg)
+    if meta.get("features"):
+        table = D.select(table, meta["features"])
+    if table.X.shape[1] != net.n_in:
+        msg = f"{args.data!r} has {table.X.shape[1]} feature columns but the model {args.model!r} expects {net.n_in}"
+        raise UserError(msg)
+    scaling = meta.get("standardize")
+    if scaling:
+        table.X = D.standardize(table.X, scaling["mean"], scaling["std"])
+    return table
+
+
+def _is_classifier(net) -> bool:
+    return net.metadata.get("task", "classification" if net.classes is not None else "regression") == "classification"
+
+
+# --------------------------------------------------------------------------- demo
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """The seed: a 3-4-1 sigmoid network learns XOR by full-batch gradient descent, lr 1, ½Σ(y−t)²."""
     from .network import Network
 
+    backend, device = _place(args.backend, args.device)
     net = Network(
         [3, 4, 1],
         activation="sigmoid",
         bias=False,
         init="uniform",
         seed=args.seed,
-        backend=args.backend,
-        device=args.device,
+        backend=backend,
+        device=device,
         dtype=args.dtype,
     )
     out = sys.stdout
@@ -69,34 +217,701 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- train
+
+
+def _task(args: argparse.Namespace, table: D.Table) -> tuple[str, str, str, int]:
+    """``(task, output activation, loss, n_out)`` from the options and what the target holds."""
+    t = table.t
+    categorical = D.is_categorical(t)
+    loss = losses.get(args.loss) if args.loss else None
+    output = args.output or (loss.output if loss is not None else None)
+    if output is None:
+        output = ("softmax" if np.unique(t).size > 2 else "sigmoid") if categorical else "identity"
+    task = "regression" if output == "identity" else "classification"
+    if task == "regression" and t.dtype.kind not in "biuf":
+        msg = (
+            f"--output identity makes a regressor, but the target {table.target!r} holds text labels "
+            f"(such as {str(t[0])!r}); use --output softmax (or leave --output out) to classify them"
+        )
+        raise UserError(msg)
+    n_classes = np.unique(t).size
+    if task == "classification":
+        if not categorical:
+            msg = (
+                f"--output {output} makes a classifier, but the target {table.target!r} holds {n_classes} distinct "
+                f"numbers; use --output identity to predict them as values (regression)"
+            )
+            raise UserError(msg)
+        if n_classes < 2:
+            msg = f"the target {table.target!r} holds a single class ({str(t[0])!r}); a classifier needs two or more"
+            raise UserError(msg)
+    loss = loss or losses.get(DEFAULT_LOSS[output])
+    if loss.output is not None and loss.output != output:
+        msg = (
+            f"--loss {loss.name} works on {loss.output} outputs, but the output is {output}; add --output {loss.output}"
+        )
+        raise UserError(msg)
+    n_out = 1 if task == "regression" or (output == "sigmoid" and n_classes == 2) else n_classes
+    return task, output, loss.name, n_out
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .io import save
+    from .network import Network
+
+    say = _logger(args.quiet)
+    out = _writable(args.out, "--out", (".npz",))
+    plot = _writable(args.plot, "--plot", PLOT_SUFFIXES) if args.plot else None
+    if plot is not None and importlib.util.find_spec("matplotlib") is None:
+        msg = 'the loss plot (--plot) needs matplotlib, which is not installed; pip install "anynet[plot]"'
+        raise UserError(msg)
+    table = D.load(args.data, target=args.target, seed=args.seed)
+    task, output, loss, n_out = _task(args, table)
+    X, t, scaling, t_scaling = table.X, table.t, None, None
+    if args.standardize:
+        mean, std = D.standardizer(X)
+        X, scaling = D.standardize(X, mean, std), {"mean": mean, "std": std}
+        if task == "regression":  # a target far from 0 would take the output bias many epochs to reach
+            (t_mean,), (t_std,) = D.standardizer(t.astype(float).reshape(-1, 1))
+            t, t_scaling = (t - t_mean) / t_std, {"mean": t_mean, "std": t_std}
+    backend, device = _place(args.backend, args.device)
+    sizes = [X.shape[1], *args.hidden, n_out]
+    net = Network(
+        sizes,
+        activation=args.activation,
+        output_activation=output,
+        init="he" if args.activation in ("relu", "leaky_relu") else "glorot",
+        seed=args.seed,
+        dtype=args.dtype,
+        backend=backend,
+        device=device,
+    )
+    split = args.validation_split
+    if split is None:
+        split = 0.2 if table.n >= AUTO_SPLIT_ROWS else 0.0
+    n_val = max(1, round(table.n * split)) if split else 0
+    if n_val >= table.n:
+        msg = (
+            f"--validation-split {split} holds out {n_val} of {table.n} rows, leaving none to train on; "
+            "use a smaller fraction"
+        )
+        raise UserError(msg)
+    lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
+    batch = None if args.batch_size is None or args.batch_size >= table.n - n_val else args.batch_size
+    kind = f"{np.unique(table.t).size} classes" if task == "classification" else "regression"
+    say(f"data: {table.source}: {table.n} rows, {X.shape[1]} features, target {table.target!r} ({kind})")
+    say(
+        f"training {'-'.join(map(str, sizes))} ({net.activation} -> {output}) on {net.backend} "
+        f"({net.device}, {B.dtype_name(net.dtype)}): {args.optimizer} lr {lr:g}, "
+        f"batch {batch or 'full'}, {args.epochs} epochs" + (f", {n_val} rows held out for validation" if n_val else "")
+    )
+    with np.errstate(all="ignore"):  # divergence ends in one DivergedError line, not NumPy overflow warnings
+        history = net.fit(
+            X,
+            t,
+            epochs=args.epochs,
+            lr=lr,
+            loss=loss,
+            optimizer=args.optimizer,
+            batch_size=batch,
+            validation_split=split,
+            patience=args.patience,
+            seed=args.seed,
+            verbose=0 if args.quiet else 1,
+        )
+    net.metadata = {
+        "made_by": f"anynet {__version__} train",
+        "data": table.source,
+        "task": task,
+        "features": table.features,
+        "target": table.target,
+        "standardize": scaling,
+        "target_standardize": t_scaling,
+        "loss": loss,
+    }
+    save(net, out)
+    _readable(out)  # anynet.save writes through mkstemp too
+    if plot is not None:
+        title = f"{Path(table.source).name}: loss per epoch ({net.backend}, {net.device})"
+        _atomic_write(plot, lambda tmp: history.plot(str(tmp), title=title))
+    kept = history.best_epoch if args.patience is not None and history.best_epoch is not None else -1
+    _print_summary(net, history, kept, table, task, n_val, lr, batch, args, out, plot)
+    return 0
+
+
+def _pct_or_loss(values: list[float], kept: int, percent: bool) -> str:
+    if not values:
+        return "-"
+    return f"{100 * values[kept]:.1f}%" if percent else f"{values[kept]:.4g}"
+
+
+def _print_summary(net, history, kept, table, task, n_val, lr, batch, args, out, plot) -> None:
+    """The table at the end of ``train``, on stdout."""
+    rows = [("loss", _pct_or_loss(history.loss, kept, False), _pct_or_loss(history.val_loss, kept, False))]
+    if task == "classification":
+        rows.append(
+            ("accuracy", _pct_or_loss(history.accuracy, kept, True), _pct_or_loss(history.val_accuracy, kept, True))
+        )
+    epochs = f"{history.epochs} of {args.epochs}"
+    if history.stopped_early:
+        epochs += f" (stopped early: no better {history.monitor} for {args.patience} epoch{'s' * (args.patience > 1)})"
+    if kept >= 0 and history.epochs:
+        epochs += f"; kept epoch {kept + 1}, the best {history.monitor}"
+    per = f" ({1000 * history.wall_time / history.epochs:.3g} ms/epoch)" if history.epochs else ""
+    kind = f"{net.classes.size} classes" if task == "classification" else f"regression of {table.target!r}"
+    split = f"{table.n - n_val} train, {n_val} validation" if n_val else "no validation"
+    shape = "-".join(map(str, net.sizes))
+    facts = [
+        ("epochs run", epochs),
+        ("time", f"{history.wall_time:.2f} s{per}"),
+        ("backend", f"{net.backend} on {net.device}, {B.dtype_name(net.dtype)}"),
+        ("data", f"{table.source}: {table.n} rows ({split}), {table.X.shape[1]} features, {kind}"),
+        ("network", f"{shape}, {net.activation} -> {net.output_activation}, {net.n_params:,} parameters"),
+        ("training", f"{args.optimizer}, lr {lr:g}, batch {batch or 'full'}, loss {net.metadata['loss']}"),
+        ("model", str(out)),
+    ]
+    if plot is not None:
+        facts.append(("loss plot", str(plot)))
+    if net.metadata.get("target_standardize"):
+        facts.insert(5, ("scaling", f"features and {table.target!r} standardised; the loss is on the scaled target"))
+    elif net.metadata.get("standardize"):
+        facts.insert(5, ("scaling", "features standardised (mean 0, std 1)"))
+    lines = [f"anynet {__version__} train: {table.source} -> {out}", ""]
+    lines += [f"  {'':<12}{'train':>10}  {'validation':>10}"]
+    lines += [f"  {name:<12}{a:>10}  {b:>10}" for name, a, b in rows]
+    lines.append("")
+    lines += [f"  {name:<12}{value}" for name, value in facts]
+    print("\n".join(lines))
+
+
+# --------------------------------------------------------------------------- evaluate, predict
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    net = _load_model(args.model)
+    table = _model_data(net, args, need_target=True)
+    net = _moved(net, args)
+    out = [f"{args.model} on {table.source}: {table.n} rows"]
+    if _is_classifier(net):
+        classes = np.asarray(net.classes)
+        t = table.t
+        if classes.dtype.kind not in "biuf":
+            t = t.astype(str)
+        elif t.dtype.kind not in "biuf":
+            msg = (
+                f"{table.source!r} has text labels in {table.target!r} (such as {str(t[0])!r}) but the model "
+                f"was trained on numbers {classes.tolist()[:12]}"
+            )
+            raise UserError(msg)
+        unknown = np.setdiff1d(np.unique(t), classes)
+        if unknown.size:
+            msg = (
+                f"{table.source!r} has label(s) {unknown.tolist()[:5]} in {table.target!r} that the model never saw "
+                f"in training; it knows {classes.tolist()[:12]}"
+            )
+            raise UserError(msg)
+        predicted = _labels_of(net, B.to_numpy(net.predict(table.X)))
+        metrics = net.evaluate(table.X, t, loss=net.metadata.get("loss", "half_sse"))
+        hits = int(np.sum(predicted == t))
+        out[0] += f", {classes.size} classes"
+        out.append(f"  accuracy  {hits / table.n:.4f}  ({hits} of {table.n})")
+        out.append(f"  loss      {metrics['loss']:.4g}  ({net.metadata.get('loss', 'half_sse')})")
+        out.append("")
+        out.append("confusion matrix (rows: true label, columns: predicted)")
+        out += _confusion(classes, t, predicted)
+    else:
+        if table.t.dtype.kind not in "biuf":
+            msg = f"the model is a regressor but {table.target!r} in {table.source!r} holds text; give numeric targets"
+            raise UserError(msg)
+        y = _values(net, table.X)
+        t = table.t.astype(float)
+        err = y - t
+        ss_tot = float(np.sum((t - t.mean()) ** 2))
+        r2 = 1.0 - float(np.sum(err**2)) / ss_tot if ss_tot > 0 else float("nan")
+        out[0] += f", regression of {table.target!r}"
+        out.append(f"  MSE  {np.mean(err**2):.6g}")
+        out.append(f"  MAE  {np.mean(np.abs(err)):.6g}")
+        out.append(f"  R²   {r2:.4f}")
+    print("\n".join(out))
+    return 0
+
+
+def _labels_of(net, y: np.ndarray) -> np.ndarray:
+    """The class labels for outputs ``y``: ``(n, n_out)`` on the host, by ``predict_classes``'s rule
+    (the largest output, or output > 0.5 for one sigmoid), from the one forward pass already made."""
+    index = (y[:, 0] > 0.5).astype(int) if y.shape[1] == 1 else y.argmax(axis=1)
+    return np.asarray(net.classes)[index]
+
+
+def _values(net, X: np.ndarray) -> np.ndarray:
+    """A regressor's predictions ``(n,)`` in the target's own units (undoing --standardize)."""
+    y = B.to_numpy(net.predict(X))[:, 0].astype(float)
+    scale = net.metadata.get("target_standardize")
+    return y * scale["std"] + scale["mean"] if scale else y
+
+
+def _confusion(classes: np.ndarray, t: np.ndarray, predicted: np.ndarray) -> list[str]:
+    index = {c: i for i, c in enumerate(classes.tolist())}
+    counts = np.zeros((classes.size, classes.size), dtype=int)
+    for a, b in zip(t.tolist(), predicted.tolist(), strict=True):
+        counts[index[a], index[b]] += 1
+    names = [str(c) for c in classes.tolist()]
+    width = max(max(map(len, names)), len(str(counts.max())), 3)
+    label = max(map(len, names))
+    lines = ["  " + " " * label + "".join(f"  {n:>{width}}" for n in names)]
+    for name, row in zip(names, counts, strict=True):
+        lines.append(f"  {name:<{label}}" + "".join(f"  {v:>{width}}" for v in row))
+    return lines
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    say = _logger(args.quiet)
+    out = _writable(args.out, "--out", (".csv",)) if args.out else None
+    net = _load_model(args.model)
+    table = _model_data(net, args, need_target=False)
+    net = _moved(net, args)
+    name = net.metadata.get("target") or "prediction"
+    header = [name]
+    if _is_classifier(net):
+        classes = np.asarray(net.classes)
+        y = B.to_numpy(net.predict(table.X)).astype(float)
+        columns = [_labels_of(net, y).tolist()]
+        if args.proba:
+            p = np.c_[1.0 - y[:, 0], y[:, 0]] if y.shape[1] == 1 else y
+            header += [f"p_{c}" for c in classes.tolist()]
+            columns += [[f"{v:.6g}" for v in col] for col in p.T]
+    else:
+        if args.proba:
+            msg = f"--proba gives class probabilities, but {args.model!r} is a regressor; leave --proba out"
+            raise UserError(msg)
+        columns = [[f"{v:.6g}" for v in _values(net, table.X)]]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(zip(*columns, strict=True))
+    if out is None:
+        sys.stdout.write(buffer.getvalue())
+    else:
+        _atomic_write(out, lambda tmp: tmp.write_text(buffer.getvalue(), encoding="utf-8"))
+        say(f"wrote {table.n} predictions to {out}")
+    return 0
+
+
+# --------------------------------------------------------------------------- backends, bench
+
+
+def cmd_backends(args: argparse.Namespace) -> int:
+    report = B.backends()
+    default = B.default_backend()[0]
+    rows = [("backend", "version", "devices", "notes")]
+    for name, entry in report.items():
+        note = "default" if name == default else ""
+        if entry["error"]:
+            note = entry["error"]
+        rows.append((name, entry["version"] or "-", ", ".join(entry["devices"]) or "-", note))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        print(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}".rstrip())
+    return 0
+
+
+def _bench_places(found: list[str]) -> list[str | None]:
+    """The devices ``bench`` times a backend on: its CPU (else its default device) and its first GPU."""
+    cuda = [d for d in found if d.startswith("cuda")]
+    first = ["cpu"] if "cpu" in found else [] if cuda else [None]
+    return first + cuda[:1]
+
+
+def _bench_epochs(net, most: int, seconds: float) -> int:
+    """How many epochs fit in ``seconds``, from short runs that also warm the backend up (JAX
+    compiles, PyTorch allocates). The timed run then goes through fit's usual path, callbacks off."""
+    n = 10
+    net.fit(XOR_X, XOR_T, epochs=min(n, most), lr=1.0, loss="half_sse", verbose=0)
+    while True:
+        history = net.fit(XOR_X, XOR_T, epochs=min(n, most), lr=1.0, loss="half_sse", verbose=0)
+        if n >= most or history.wall_time > seconds / 10:
+            break
+        n *= 4
+    return max(1, min(most, int(seconds * history.epochs / max(history.wall_time, 1e-9))))
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .network import Network
+
+    say = _logger(args.quiet)
+    if args.backends:  # only the named ones are imported
+        found = {}
+        for name in args.backends:
+            try:
+                found[name] = B.devices(name)
+            except B.BackendError as exc:
+                msg = f"cannot bench {name}: {exc}"
+                raise UserError(msg) from None
+            if not found[name]:
+                msg = f"cannot bench {name}: it sees no device here (no CUDA device found)"
+                raise UserError(msg)
+    else:
+        found = {n: e["devices"] for n, e in B.backends().items() if e["available"]}
+    say(
+        f"the seed's XOR job (3-4-1 sigmoid, full batch, lr 1, ½Σ(y−t)²): up to {args.epochs} epochs "
+        f"or {args.seconds:g} s on each backend"
+    )
+    rows = []
+    for name, devices in found.items():
+        for device in _bench_places(devices):
+            net = Network(
+                [3, 4, 1], activation="sigmoid", bias=False, init="uniform", seed=1, backend=name, device=device
+            )
+            say(f"timing {name} on {net.device} ...")
+            epochs = _bench_epochs(net, args.epochs, args.seconds)
+            history = net.fit(XOR_X, XOR_T, epochs=epochs, lr=1.0, loss="half_sse", verbose=0, reset=True)
+            rows.append((name, net.device, B.dtype_name(net.dtype), history))
+    common = min(h.epochs for *_, h in rows)
+    base = next((h for n, d, _, h in rows if n == "numpy"), rows[0][3])
+    base_per = base.wall_time / base.epochs
+    table = [("backend", "device", "dtype", "epochs", "time", "per epoch", "vs numpy", f"loss @ {common}")]
+    for name, device, dtype, h in rows:
+        per = h.wall_time / h.epochs
+        table.append(
+            (
+                name,
+                device,
+                dtype,
+                str(h.epochs),
+                f"{h.wall_time:.2f} s",
+                f"{1e6 * per:,.0f} µs",
+                f"{per / base_per:.2f}x",
+                f"{h.loss[common - 1]:.6f}",
+            )
+        )
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    for r in table:
+        cells = [f"{c:<{w}}" if i < 3 else f"{c:>{w}}" for i, (c, w) in enumerate(zip(r, widths, strict=True))]
+        print("  ".join(cells).rstrip())
+    return 0
+
+
+# --------------------------------------------------------------------------- the parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        msg = f"expected a positive whole number, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        msg = f"expected a positive number, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value < 1.0:
+        msg = f"expected a fraction in [0, 1), such as 0.2, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def _hidden(text: str) -> list[int]:
+    if text.strip().lower() in ("", "none", "0"):
+        return []
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        sizes = [0]
+    if any(s < 1 for s in sizes):
+        msg = f"expected hidden layer widths separated by commas, such as 64,32 (or 'none'), got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return sizes
+
+
+def _batch(text: str) -> int | None:
+    if text.strip().lower() == "full":
+        return None
+    return _positive_int(text)
+
+
+def _backend_list(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [n for n in names if n not in B.BACKENDS]
+    if unknown or not names:
+        msg = f"unknown backend(s) {unknown}; expected names from {sorted(B.BACKENDS)}, separated by commas"
+        raise argparse.ArgumentTypeError(msg)
+    return names
+
+
+def _para(*parts: str) -> str:
+    """A description paragraph wrapped for the terminal (the raw formatter keeps the epilogs' tables)."""
+    return textwrap.fill("".join(parts), 88)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error told in one line and a pointer to --help instead of the whole usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; `{self.prog} --help` lists the options\n")
+
+
+class _Help(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=30)
+
+
+def _add_place(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--backend", choices=sorted(B.BACKENDS), default=None, help="array backend (default: $ANYNET_BACKEND or numpy)"
+    )
+    p.add_argument("--device", default=None, help="device, e.g. cpu or cuda:0 (default: the backend's)")
+
+
+def _add_data(p: argparse.ArgumentParser, *, target_help: str) -> None:
+    p.add_argument("model", metavar="MODEL", help="a model file written by `anynet train --out`")
+    p.add_argument("data", metavar="DATA", help="a CSV or NPZ file, or a built-in dataset name")
+    p.add_argument("--target", metavar="COLUMN", default=None, help=target_help)
+    p.add_argument("--seed", type=int, default=0, help="seed that draws a built-in dataset (default: 0)")
+
+
+DATA_HELP = """\
+DATA is a built-in dataset or a file of your own:
+{builtins}
+  FILE.csv    a header row, then one row per example: numeric feature columns and a
+              target column (the last, or name it with --target); labels may be text
+  FILE.npz    arrays X (2-D) and y, or one 1-D array per column (the last is the target)
+""".format(builtins="\n".join(f"  {name:<10}  {text}" for name, (_, text) in D.BUILTINS.items()))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="anynet", description="Small neural networks on any array backend.")
+    common = _Parser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    parser = _Parser(
+        prog="anynet",
+        description="Small neural networks on any array backend: NumPy, CuPy, PyTorch, JAX, Dask, array-api-strict.",
+        formatter_class=_Help,
+        epilog=(
+            "examples:\n"
+            "  anynet demo                                   the seed's XOR network, step by step\n"
+            "  anynet train digits --standardize --plot loss.png --out digits.npz\n"
+            "  anynet evaluate digits.npz digits             accuracy and confusion matrix\n"
+            "  anynet predict model.npz new.csv --proba --out predictions.csv\n"
+            "  anynet backends                               what runs on this machine\n\n"
+            "Results go to stdout, progress and logs to stderr. Exit status: 0 done, 1 an error in the\n"
+            "data, files or environment (one-line message; --debug shows the traceback), 2 a malformed\n"
+            "command line. `anynet COMMAND --help` tells more."
+        ),
+    )
     parser.add_argument("--version", action="version", version=f"anynet {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    demo = sub.add_parser("demo", help="train the seed's XOR network and print what it learned")
+
+    demo = sub.add_parser(
+        "demo", parents=[common], help="train the seed's XOR network and print what it learned", formatter_class=_Help
+    )
     demo.add_argument("--epochs", type=int, default=60000, help="full-batch passes (default: 60000, as the seed)")
     demo.add_argument("--seed", type=int, default=1, help="seed for the initial weights (default: 1)")
-    demo.add_argument(
-        "--backend", choices=sorted(B.BACKENDS), default=None, help="array backend (default: $ANYNET_BACKEND or numpy)"
-    )
-    demo.add_argument("--device", default=None, help="device, e.g. cpu or cuda:0")
+    _add_place(demo)
     demo.add_argument(
         "--dtype", choices=["float32", "float64"], default=None, help="float precision (default: the backend's)"
     )
     demo.set_defaults(func=cmd_demo)
+
+    train = sub.add_parser(
+        "train",
+        parents=[common],
+        help="train a network on a dataset and save it",
+        description="Train a network on DATA, save it (--out), and print a summary on stdout.",
+        epilog=DATA_HELP + "\nexamples:\n"
+        "  anynet train digits --hidden 64,32 --epochs 30 --standardize --plot loss.png\n"
+        "  anynet train flowers.csv --target species --out flowers.npz\n"
+        "  anynet train houses.csv --target price --output identity --standardize",
+        formatter_class=_Help,
+    )
+    train.add_argument("data", metavar="DATA", help="a built-in dataset name, or a CSV or NPZ file")
+    train.add_argument("--target", metavar="COLUMN", help="the column to predict (default: the last)")
+    model = train.add_argument_group("the network")
+    model.add_argument(
+        "--hidden", type=_hidden, default=[32], metavar="N,N", help="hidden layer widths, e.g. 64,32 (default: 32)"
+    )
+    model.add_argument(
+        "--activation",
+        choices=sorted(a for a in activations.ACTIVATIONS if a != "softmax"),
+        default="relu",
+        help="hidden layer activation (default: relu)",
+    )
+    model.add_argument(
+        "--output",
+        choices=["softmax", "sigmoid", "identity"],
+        default=None,
+        help="output activation; identity makes a regressor (default: softmax for 3+ classes, "
+        "sigmoid for 2, identity for numeric targets)",
+    )
+    model.add_argument(
+        "--loss",
+        choices=sorted(losses.LOSSES),
+        default=None,
+        help="loss (default: cross_entropy, binary_cross_entropy or mse to match --output)",
+    )
+    fit = train.add_argument_group("training")
+    fit.add_argument("--optimizer", choices=["adam", "sgd"], default="adam", help="(default: adam)")
+    fit.add_argument(
+        "--lr", type=_positive_float, default=None, help="learning rate (default: 0.01 for adam, 0.1 for sgd)"
+    )
+    fit.add_argument("--epochs", type=_positive_int, default=100, help="passes over the data (default: 100)")
+    fit.add_argument(
+        "--batch-size",
+        type=_batch,
+        default=32,
+        metavar="N",
+        help="rows per step, or 'full' for the whole set (default: 32)",
+    )
+    fit.add_argument(
+        "--validation-split",
+        type=_fraction,
+        default=None,
+        metavar="F",
+        help=f"fraction of rows held out to validate (default: 0.2 with {AUTO_SPLIT_ROWS}+ rows, else 0)",
+    )
+    fit.add_argument(
+        "--patience",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="stop after N epochs without a better validation loss, and keep the best weights",
+    )
+    fit.add_argument(
+        "--seed", type=int, default=0, help="seed for the weights, the shuffling and the built-in datasets (default: 0)"
+    )
+    fit.add_argument(
+        "--standardize",
+        action="store_true",
+        help="scale each feature (and a regression target) to mean 0, std 1; saved with the model",
+    )
+    place = train.add_argument_group("where it runs")
+    _add_place(place)
+    place.add_argument(
+        "--dtype", choices=["float32", "float64"], default=None, help="float precision (default: the backend's)"
+    )
+    outputs = train.add_argument_group("output")
+    outputs.add_argument(
+        "--out", default="model.npz", metavar="FILE.npz", help="where to save the model (default: model.npz)"
+    )
+    outputs.add_argument(
+        "--plot", default=None, metavar="FILE.png", help="save a plot of the loss per epoch (png, svg, pdf)"
+    )
+    outputs.add_argument("-q", "--quiet", action="store_true", help="no progress or logs on stderr; just the summary")
+    train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser(
+        "evaluate",
+        parents=[common],
+        help="metrics of a saved model on labelled data",
+        description="Accuracy, loss and a confusion matrix for a classifier; MSE, MAE and R² for a regressor.",
+        epilog=DATA_HELP,
+        formatter_class=_Help,
+    )
+    _add_data(evaluate, target_help="the label column (default: the one the model was trained on)")
+    _add_place(evaluate)
+    evaluate.add_argument(
+        "--dtype", choices=["float32", "float64"], default=None, help="float precision (default: the model's)"
+    )
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    predict = sub.add_parser(
+        "predict",
+        parents=[common],
+        help="predictions of a saved model for new rows, as CSV",
+        description=_para(
+            "Predict a label (or a value) for each row of DATA, read the way the training data was: the same "
+            "feature columns, in any order, and the same standardisation. Writes CSV to stdout or --out."
+        ),
+        epilog=DATA_HELP,
+        formatter_class=_Help,
+    )
+    _add_data(predict, target_help=argparse.SUPPRESS)
+    predict.add_argument("--proba", action="store_true", help="add a probability column per class")
+    predict.add_argument("--out", default=None, metavar="FILE.csv", help="write the predictions here (default: stdout)")
+    predict.add_argument("-q", "--quiet", action="store_true", help="no logs on stderr")
+    _add_place(predict)
+    predict.add_argument(
+        "--dtype", choices=["float32", "float64"], default=None, help="float precision (default: the model's)"
+    )
+    predict.set_defaults(func=cmd_predict)
+
+    backends = sub.add_parser(
+        "backends", parents=[common], help="which backends import here, their versions and devices"
+    )
+    backends.set_defaults(func=cmd_backends)
+
+    bench = sub.add_parser(
+        "bench",
+        parents=[common],
+        help="time the seed's XOR job on each available backend",
+        description=_para(
+            "Time the seed's XOR network (3-4-1 sigmoid, full batch, lr 1) on each available backend and device, "
+            "for up to --epochs epochs or --seconds each, after a short warm-up. Compare the ratios, not the "
+            "absolute times: the machine is shared."
+        ),
+        formatter_class=_Help,
+    )
+    bench.add_argument(
+        "--backends",
+        type=_backend_list,
+        default=None,
+        metavar="A,B",
+        help="which backends (default: every available one)",
+    )
+    bench.add_argument("--epochs", type=_positive_int, default=60000, help="at most this many epochs (default: 60000)")
+    bench.add_argument(
+        "--seconds", type=_positive_float, default=2.0, help="at most this long per backend (default: 2)"
+    )
+    bench.add_argument("-q", "--quiet", action="store_true", help="no logs on stderr")
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .io import CheckpointError
+    from .train import DivergedError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # A GPU is shared: JAX would otherwise claim 75% of its memory in every anynet process up front.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        args = parser.parse_args(["demo", *(argv or [])])
+        args = parser.parse_args(["demo", *argv])
     try:
         return args.func(args)
-    except (UserError, ValueError, TypeError, FileNotFoundError, B.BackendError) as exc:
+    except BrokenPipeError:  # `anynet predict ... | head` stopped reading: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except (UserError, ValueError, TypeError, OSError, ImportError, B.BackendError, DivergedError) as exc:
         if args.debug:
             raise
-        print(f"anynet: error: {exc}", file=sys.stderr)
-        return 2
+        text = str(exc)
+        if isinstance(exc, CheckpointError):
+            text += "; give a model saved by `anynet train`"
+        elif isinstance(exc, DivergedError):
+            text += " (on the command line: --lr, --standardize); nothing was saved"
+        print(f"anynet: error: {text}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("anynet: interrupted", file=sys.stderr)
+        return 130
