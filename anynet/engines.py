@@ -45,40 +45,58 @@ _KINDS = {"identity": IDENTITY, "sigmoid": SIGMOID, "tanh": TANH, "relu": RELU}
 class Inplace:
     """The same math with NumPy/CuPy ``out=`` buffers: nothing is allocated per step.
 
-    Weights live in a ring of three buffers: each update writes the next weights into the oldest
-    one, so the two previous steps' weights are still there when a loss turns out non-finite,
-    without a copy per step. Activations other than identity/sigmoid/tanh/relu use the pure
-    functions for that layer.
+    All parameters live in one flat buffer (each ``W`` and ``b`` a view into it), and so do their
+    gradients and the optimizer's moments, so an optimizer step is a handful of whole-buffer
+    operations however many layers there are. The weights are a ring of three such buffers: each
+    update writes the next weights into the oldest, so the two previous steps' weights are still
+    there when a loss turns out non-finite, without a copy per step. Activations other than
+    identity/sigmoid/tanh/relu use the pure functions for that layer.
     """
 
     name = "inplace"
 
     def __init__(self, layers, state, *, acts, loss, opt, alpha, xp, backend) -> None:
         m = self._m = B.inplace_module(backend)
-        self._ring = [self._copy(layers) for _ in range(3)]  # own copies: the caller's arrays stay as they are
+        self._shapes = [(W.shape, None if b is None else b.shape) for W, b in layers]
+        self._dtype = layers[0][0].dtype
+        # Own copies: the arrays the caller still holds are never written.
+        self._flats = [self._pack(layers) for _ in range(3)]
+        self._ring = [self._views(f) for f in self._flats]
         self._pos = 0
         self._acts, self._loss, self._opt, self._alpha, self._xp = acts, loss, opt, alpha, xp
         self._kinds = [_KINDS.get(a.name, OTHER) for a in acts]
         self._expit = B.sigmoid_kernel(backend)
         self._bufs: dict[int, dict] = {}
+        self._grad_flat = m.empty_like(self._flats[0])
+        self._grads = self._views(self._grad_flat)
+        self._scratch = m.empty_like(self._flats[0])
         self._adam = isinstance(opt, Adam)
         self._momentum = isinstance(opt, SGD) and bool(opt.momentum)
         if self._adam:
             count, first, second = state
-            self._count, self._m1, self._m2 = count, self._copy(first), self._copy(second)
+            self._count, self._m1, self._m2 = count, self._pack(first), self._pack(second)
         elif self._momentum:
-            self._vel = self._copy(state)
-        flat = _flat
-        self._slots = [flat(ring) for ring in self._ring]
-        self._scratch = [m.empty_like(p) for p in self._slots[0]]
-        self._state_flat = (
-            (flat(self._m1), flat(self._m2)) if self._adam else (flat(self._vel), None) if self._momentum else None
-        )
+            self._vel = self._pack(state)
         self._squared = {"half_sse": 1, "mse": 2, "half_mse": 3}.get(loss.name, 0)
 
-    def _copy(self, tree):
+    def _pack(self, tree):
+        """One new flat buffer holding every array of ``tree`` (a list of ``(W, b | None)``)."""
         m = self._m
-        return [tuple(None if a is None else m.array(a, copy=True) for a in layer) for layer in tree]
+        return m.concatenate([m.reshape(m.asarray(a, dtype=self._dtype), (-1,)) for a in _flat(tree)])
+
+    def _views(self, flat):
+        """``flat`` seen as ``[(W, b | None), ...]`` (views: writing one writes the other)."""
+        out, at = [], 0
+        for shape_w, shape_b in self._shapes:
+            size = shape_w[0] * shape_w[1]
+            W = flat[at : at + size].reshape(shape_w)
+            at += size
+            b = None
+            if shape_b is not None:
+                b = flat[at : at + shape_b[0]]
+                at += shape_b[0]
+            out.append((W, b))
+        return out
 
     @property
     def layers(self):
@@ -86,17 +104,16 @@ class Inplace:
 
     @layers.setter
     def layers(self, value):
-        self._ring[self._pos] = self._copy(value)
-        self._slots[self._pos] = _flat(self._ring[self._pos])
+        self._m.copyto(self._flats[self._pos], self._pack(value))
 
     @property
     def state(self):
         if self._adam:
-            return (self._count, self._m1, self._m2)
-        return self._vel if self._momentum else None
+            return (self._count, self._views(self._m1), self._views(self._m2))
+        return self._views(self._vel) if self._momentum else None
 
     def snapshot(self):
-        return self._copy(self.layers)
+        return self._views(self._flats[self._pos].copy())
 
     def previous(self, k: int):
         """The weights from ``k`` (1 or 2) steps ago, still intact in the ring."""
@@ -104,16 +121,9 @@ class Inplace:
 
     def _buffers(self, n, dtype):
         m = self._m
-        widths = [W.shape[1] for W, _ in self.layers]
-        grads = [(m.empty_like(W), None if b is None else m.empty_like(b)) for W, b in self.layers]
-        bufs = {
-            "z": [m.empty((n, k), dtype=dtype) for k in widths],
-            "y": [m.empty((n, k), dtype=dtype) for k in widths],
-            "g": [m.empty((n, k), dtype=dtype) for k in widths],
-            "q": [m.empty((n, k), dtype=dtype) for k in widths],
-            "grads": grads,
-            "flat": _flat(grads),
-        }
+        widths = [shape_w[1] for shape_w, _ in self._shapes]
+        bufs = {key: [m.empty((n, k), dtype=dtype) for k in widths] for key in ("z", "y", "g", "q")}
+        bufs["grads"] = self._grads
         self._bufs[n] = bufs
         return bufs
 
@@ -186,7 +196,7 @@ class Inplace:
             value = value + 0.5 * scale * sum(m.vdot(W, W) for W, _ in layers)
             for (W, _), (gw, _) in zip(layers, bufs["grads"], strict=True):
                 gw += scale * W
-        self._update(bufs["flat"], lr)
+        self._update(lr)
         return value, y
 
     def _vjp(self, i, z, y, g, q):
@@ -206,46 +216,44 @@ class Inplace:
             return self._acts[i].vjp(z, y, g, xp=self._xp)
         return m.multiply(g, q, out=g)
 
-    def _update(self, grads, lr):
+    def _update(self, lr):
         """Write the next weights into the oldest ring slot, in the reference optimizers' order of
-        operations, then make it current."""
+        operations, over whole flat buffers, then make it current."""
         m, opt = self._m, self._opt
-        params, nxt = self._slots[self._pos], self._slots[(self._pos + 1) % 3]
+        p, pn = self._flats[self._pos], self._flats[(self._pos + 1) % 3]
+        g, s = self._grad_flat, self._scratch
         if self._adam:
             self._count += 1
             b1, b2, eps = opt.beta_1, opt.beta_2, opt.epsilon
             lr_t = lr * (1 - b2**self._count) ** 0.5 / (1 - b1**self._count)
-            first, second = self._state_flat
-            for p, g, s, mo, ve, pn in zip(params, grads, self._scratch, first, second, nxt, strict=True):
-                m.multiply(mo, b1, out=mo)
-                m.multiply(g, 1 - b1, out=s)
-                m.add(mo, s, out=mo)
-                m.multiply(g, g, out=s)
-                m.multiply(s, 1 - b2, out=s)
-                m.multiply(ve, b2, out=ve)
-                m.add(ve, s, out=ve)
-                m.sqrt(ve, out=s)
-                m.add(s, eps, out=s)
-                m.multiply(mo, lr_t, out=g)
-                m.divide(g, s, out=g)
-                m.subtract(p, g, out=pn)
+            mo, ve = self._m1, self._m2
+            m.multiply(mo, b1, out=mo)
+            m.multiply(g, 1 - b1, out=s)
+            m.add(mo, s, out=mo)
+            m.multiply(g, g, out=s)
+            m.multiply(s, 1 - b2, out=s)
+            m.multiply(ve, b2, out=ve)
+            m.add(ve, s, out=ve)
+            m.sqrt(ve, out=s)
+            m.add(s, eps, out=s)
+            m.multiply(mo, lr_t, out=g)
+            m.divide(g, s, out=g)
+            m.subtract(p, g, out=pn)
         elif self._momentum:
-            mu, nesterov = opt.momentum, opt.nesterov
-            for p, g, s, v, pn in zip(params, grads, self._scratch, self._state_flat[0], nxt, strict=True):
-                m.multiply(v, mu, out=v)
-                m.multiply(g, lr, out=g)
-                m.subtract(v, g, out=v)
-                if nesterov:
-                    m.multiply(v, mu, out=s)
-                    m.subtract(s, g, out=s)
-                    m.add(p, s, out=pn)
-                else:
-                    m.add(p, v, out=pn)
+            mu, v = opt.momentum, self._vel
+            m.multiply(v, mu, out=v)
+            m.multiply(g, lr, out=g)
+            m.subtract(v, g, out=v)
+            if opt.nesterov:
+                m.multiply(v, mu, out=s)
+                m.subtract(s, g, out=s)
+                m.add(p, s, out=pn)
+            else:
+                m.add(p, v, out=pn)
         else:
-            for p, g, pn in zip(params, grads, nxt, strict=True):
-                if lr != 1.0:
-                    m.multiply(g, lr, out=g)
-                m.subtract(p, g, out=pn)
+            if lr != 1.0:
+                m.multiply(g, lr, out=g)
+            m.subtract(p, g, out=pn)
         self._pos = (self._pos + 1) % 3
 
 
