@@ -316,6 +316,8 @@ def from_numpy(a: np.ndarray, name: str, native: Any) -> Any:
         import dask.array as da
 
         return da.from_array(a, chunks=a.shape or ())
+    if name == "torch" and not a.flags.writeable:
+        a = a.copy()  # torch shares host memory and warns on a read-only buffer (a memmap, say)
     return xp.asarray(a, device=native)
 
 
