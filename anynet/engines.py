@@ -38,7 +38,7 @@ class Reference:
 
 # --------------------------------------------------------------------------- in place (NumPy, CuPy)
 
-IDENTITY, SIGMOID, TANH, RELU, OTHER = range(5)
+IDENTITY, SIGMOID, TANH, RELU, SOFTMAX_CE, OTHER = range(6)
 _KINDS = {"identity": IDENTITY, "sigmoid": SIGMOID, "tanh": TANH, "relu": RELU}
 
 
@@ -65,6 +65,8 @@ class Inplace:
         self._pos = 0
         self._acts, self._loss, self._opt, self._alpha, self._xp = acts, loss, opt, alpha, xp
         self._kinds = [_KINDS.get(a.name, OTHER) for a in acts]
+        if acts[-1].name == "softmax" and loss.name == "cross_entropy":
+            self._kinds[-1] = SOFTMAX_CE  # one pass gives the softmax and the log-softmax the loss needs
         self._expit = B.sigmoid_kernel(backend)
         self._bufs: dict[int, dict] = {}
         self._grad_flat = m.empty_like(self._flats[0])
@@ -156,6 +158,13 @@ class Inplace:
                 a = m.tanh(z, out=ys[i])
             elif kind == RELU:
                 a = m.maximum(z, 0, out=ys[i])
+            elif kind == SOFTMAX_CE:
+                # the reference's softmax and log-softmax: shifted = z - max; y = e^shifted / Σ
+                shifted, a = qs[i], ys[i]
+                m.subtract(z, m.max(z, axis=1, keepdims=True), out=shifted)
+                m.exp(shifted, out=a)
+                total = m.add.reduce(a, axis=1, keepdims=True)
+                m.divide(a, total, out=a)
             else:
                 a = self._acts[i].f(z, xp=self._xp)
             outs.append(a)
@@ -175,6 +184,11 @@ class Inplace:
                 value = (0.5 / n) * ss
                 m.multiply(g, 1 / n, out=g)
             g = self._vjp(last, z, y, g, qs[last])
+        elif kinds[last] == SOFTMAX_CE:
+            # -Σ t·(shifted - log Σ) / n, from what the forward pass left in qs[last]
+            value = (m.vdot(m.log(total), m.add.reduce(t, axis=1, keepdims=True)) - m.vdot(t, shifted)) / n
+            m.subtract(y, t, out=g)
+            m.multiply(g, 1 / n, out=g)
         elif loss.grad_z is not None:
             value = loss.value(z, y, t, xp=self._xp)
             m.subtract(y, t, out=g)
@@ -187,7 +201,7 @@ class Inplace:
             gw, gb = bufs["grads"][i]
             dot((X if i == 0 else outs[i - 1]).T, g, out=gw)
             if b is not None:
-                m.sum(g, axis=0, out=gb)
+                m.add.reduce(g, axis=0, out=gb)
             if i > 0:
                 dot(g, W.T, out=gs[i - 1])
                 g = self._vjp(i - 1, zs[i - 1], outs[i - 1], gs[i - 1], qs[i - 1])
