@@ -12,7 +12,6 @@ import importlib.util
 import io
 import os
 import sys
-import tempfile
 import textwrap
 import time
 import zipfile
@@ -24,6 +23,7 @@ import numpy as np
 from . import __version__, activations, losses
 from . import backend as B
 from . import data as D
+from .io import atomic_write
 
 #: the seed's data: the last column is the constant 1 that plays the bias
 XOR_X = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]])
@@ -99,27 +99,6 @@ def _writable(path: str, flag: str, suffixes: Sequence[str]) -> Path:
         msg = f"{flag} {path!r}: the folder {str(folder)!r} is not writable"
         raise UserError(msg)
     return p
-
-
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Let ``write(tmp)`` fill a temporary file beside ``path``, then rename it into place, so that a
-    failure never leaves ``path`` half-written."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        _readable(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _readable(path: Path) -> None:
-    """Give a file the permissions a plain ``open(path, "w")`` would (mkstemp makes it private, 0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
 
 
 def _load_model(path: str):
@@ -329,10 +308,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         "loss": loss,
     }
     save(net, out)
-    _readable(out)  # anynet.save writes through mkstemp too
     if plot is not None:
         title = f"{Path(table.source).name}: loss per epoch ({net.backend}, {net.device})"
-        _atomic_write(plot, lambda tmp: history.plot(str(tmp), title=title))
+        atomic_write(plot, lambda tmp: history.plot(str(tmp), title=title))
     kept = history.best_epoch if args.patience is not None and history.best_epoch is not None else -1
     _print_summary(net, history, kept, table, task, n_val, lr, batch, args, out, plot)
     return 0
@@ -491,7 +469,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if out is None:
         sys.stdout.write(buffer.getvalue())
     else:
-        _atomic_write(out, lambda tmp: tmp.write_text(buffer.getvalue(), encoding="utf-8"))
+        atomic_write(out, lambda tmp: tmp.write_text(buffer.getvalue(), encoding="utf-8"))
         say(f"wrote {table.n} predictions to {out}")
     return 0
 

@@ -46,16 +46,16 @@ def output_grad(z: Any, y: Any, t: Any, /, *, act, loss, xp) -> Any:
 
 def backward(layers: Layers, cache: list, grad_z: Any, /, *, acts, xp) -> Layers:
     """Backprop ``grad_z`` (dLoss/dz of the output layer) to ``[(grad_w, grad_b | None), ...]``."""
-    grads: list = [None] * len(layers)
+    grads = []  # last layer first
     grad_a = None
     for i in range(len(layers) - 1, -1, -1):
         a_in, z, y = cache[i]
         W, b = layers[i]
         if grad_a is not None:
             grad_z = acts[i].vjp(z, y, grad_a, xp=xp)
-        grads[i] = (a_in.T @ grad_z, None if b is None else xp.sum(grad_z, axis=0))
+        grads.append((a_in.T @ grad_z, None if b is None else xp.sum(grad_z, axis=0)))
         grad_a = grad_z @ W.T if i > 0 else None
-    return grads
+    return grads[::-1]
 
 
 def loss_and_grads(layers: Layers, X: Any, t: Any, /, *, acts, loss, alpha: float = 0.0, xp) -> tuple[Any, Layers, Any]:

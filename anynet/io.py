@@ -12,6 +12,7 @@ import json
 import os
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -111,24 +112,32 @@ def save(net: Network, path: str | os.PathLike) -> Path:
         msg = f"net.metadata must hold only JSON values (str, numbers, lists, dicts): {exc}"
         raise TypeError(msg) from None
     arrays[CONFIG_KEY] = np.asarray(text)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:  # a handle, so np.savez adds no ".npz" of its own to the name
             np.savez(fh, **arrays)
-            fh.flush()
+
+    atomic_write(path, write)
+    return path
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Let ``write(tmp)`` fill a temporary file beside ``path`` (same suffix), flush it to disk, give it
+    the permissions a plain ``open(path, "w")`` would, and rename it into place: a crash or an error
+    in ``write`` never leaves ``path`` half-written, and an existing ``path`` stays as it was."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a checkpoint is an ordinary file
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes the file private (0600)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _fail(path: Path, why: str) -> CheckpointError:
