@@ -23,7 +23,7 @@ import numpy as np
 from . import __version__, activations, losses
 from . import backend as B
 from . import data as D
-from .io import atomic_write
+from .io import atomic_write, writable_path
 
 #: the seed's data: the last column is the constant 1 that plays the bias
 XOR_X = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]])
@@ -84,21 +84,13 @@ def _place(backend: str | None, device: str | None) -> tuple[str, str | None]:
 
 def _writable(path: str, flag: str, suffixes: Sequence[str]) -> Path:
     """``path`` checked as a place to write, before any work is spent on what goes there."""
-    p = Path(path)
-    if p.suffix.lower() not in suffixes:
+    if Path(path).suffix.lower() not in suffixes:
         msg = f"{flag} {path!r}: give a file name ending in {' or '.join(suffixes)}"
         raise UserError(msg)
-    if p.is_dir():
-        msg = f"{flag} {path!r} is a folder; give a file name such as {str(p / ('out' + suffixes[0]))!r}"
-        raise UserError(msg)
-    folder = p.parent if str(p.parent) else Path(".")
-    if not folder.is_dir():
-        msg = f"{flag} {path!r}: the folder {str(folder)!r} does not exist; create it first"
-        raise UserError(msg)
-    if not os.access(folder, os.W_OK):
-        msg = f"{flag} {path!r}: the folder {str(folder)!r} is not writable"
-        raise UserError(msg)
-    return p
+    try:
+        return writable_path(path, f"{flag} {path!r}", "out" + suffixes[0])
+    except OSError as exc:
+        raise UserError(str(exc)) from None
 
 
 def _load_model(path: str):

@@ -14,6 +14,7 @@ import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -178,7 +179,11 @@ def read_csv(path: str | Path, *, target: str | None = None, need_target: bool =
             raise DataError(msg)
     columns = {name: [row[j].strip() for row in body] for j, name in enumerate(header)}
     target = _pick_target(header, target, need_target, str(path))
-    features = [name for name in header if name != target]
+    return _table(columns, [name for name in header if name != target], target, path, lines)
+
+
+def _table(columns: dict, features: list[str], target: str | None, path: Path, lines: Any) -> Table:
+    """The ``Table`` of named ``columns``: ``features`` parsed as numbers, ``target`` as labels."""
     if not features:
         msg = f"{str(path)!r} has only the target column {target!r}; it needs at least one feature column"
         raise DataError(msg)
@@ -250,12 +255,7 @@ def read_npz(path: str | Path, *, target: str | None = None, need_target: bool =
         raise DataError(msg)
     if features is None:
         features = [name for name in columns if name != target]
-    if not features:
-        msg = f"{str(path)!r} has only the target {target!r}; it needs at least one feature"
-        raise DataError(msg)
-    X = np.column_stack([_numeric(columns[name], name, str(path), None) for name in features])
-    t = None if target is None else _labels(columns[target], target, str(path), None)
-    return Table(X, t, features, target, str(path))
+    return _table(columns, features, target, path, None)
 
 
 def select(table: Table, features: Sequence[str]) -> Table:

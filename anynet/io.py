@@ -58,14 +58,7 @@ def save(net: Network, path: str | os.PathLike) -> Path:
     if not isinstance(net, Network):
         msg = f"save expects an anynet.Network, got {type(net).__name__}"
         raise TypeError(msg)
-    path = Path(path)
-    if path.is_dir():
-        msg = f"cannot save to {str(path)!r}: it is a folder; give a file name such as {str(path / 'model.npz')!r}"
-        raise IsADirectoryError(msg)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        msg = f"cannot save to {str(path)!r}: the folder {str(folder)!r} does not exist"
-        raise FileNotFoundError(msg)
+    path = writable_path(path, f"cannot save to {str(path)!r}", "model.npz")
     arrays: dict[str, np.ndarray] = {}
     for i, (W, b) in enumerate(net.layers):
         arrays[f"W{i}"] = B.to_numpy(W)
@@ -118,6 +111,24 @@ def save(net: Network, path: str | os.PathLike) -> Path:
             np.savez(fh, **arrays)
 
     atomic_write(path, write)
+    return path
+
+
+def writable_path(path: str | os.PathLike, label: str, example: str) -> Path:
+    """``path`` checked as a file to write, before any work is spent on what goes there: not a folder,
+    in a folder that exists and is writable. ``label`` opens each message; ``example`` is a file name
+    to suggest in place of a folder."""
+    path = Path(path)
+    if path.is_dir():
+        msg = f"{label}: it is a folder; give a file name such as {str(path / example)!r}"
+        raise IsADirectoryError(msg)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        msg = f"{label}: the folder {str(folder)!r} does not exist; create it first"
+        raise FileNotFoundError(msg)
+    if not os.access(folder, os.W_OK):
+        msg = f"{label}: the folder {str(folder)!r} is not writable"
+        raise PermissionError(msg)
     return path
 
 
