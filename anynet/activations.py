@@ -1,7 +1,15 @@
 """Activation functions, each beside its vector-Jacobian product, in a registry keyed by name.
 
-``f(z, *, xp) -> y`` and ``vjp(z, y, grad_y, *, xp) -> grad_z``. Elementwise activations write the
-derivative in terms of whichever of ``z`` and ``y`` is cheaper (the seed's ``y*(1-y)``).
+An activation owns all its forms, side by side:
+
+- pure (Array API, every backend): ``f(z, *, xp) -> y`` and ``vjp(z, y, grad_y, *, xp) -> grad_z``;
+- optionally in place, for the buffer engine (NumPy, CuPy, PyTorch ``out=``):
+  ``f_out(ops, z, out) -> y`` writes ``f(z)`` into ``out`` (or returns ``z`` itself for the identity)
+  and ``vjp_out(ops, z, y, g, q) -> g`` writes ``g * f'(z)`` over ``g``, with ``q`` as scratch.
+  ``ops`` is ``anynet.backend.BufferOps``. An engine that finds no in-place form uses the pure one.
+
+Elementwise activations write the derivative in terms of whichever of ``z`` and ``y`` is cheaper
+(the seed's ``y*(1-y)``).
 """
 
 from __future__ import annotations
@@ -16,6 +24,8 @@ class Activation:
     name: str
     f: Callable[..., Any]
     vjp: Callable[..., Any]
+    f_out: Callable[..., Any] | None = None
+    vjp_out: Callable[..., Any] | None = None
 
 
 def _sigmoid(z, *, xp):
@@ -27,6 +37,16 @@ def _sigmoid_vjp(z, y, g, *, xp):
     return g * (y * (1 - y))
 
 
+def _sigmoid_out(ops, z, out):
+    return ops.sigmoid(z, out=out)
+
+
+def _sigmoid_vjp_out(ops, z, y, g, q):
+    ops.subtract(1, y, out=q)
+    ops.multiply(y, q, out=q)
+    return ops.multiply(g, q, out=g)
+
+
 def _tanh(z, *, xp):
     return xp.tanh(z)
 
@@ -35,12 +55,31 @@ def _tanh_vjp(z, y, g, *, xp):
     return g * (1 - y * y)
 
 
+def _tanh_out(ops, z, out):
+    return ops.tanh(z, out=out)
+
+
+def _tanh_vjp_out(ops, z, y, g, q):
+    ops.multiply(y, y, out=q)
+    ops.subtract(1, q, out=q)
+    return ops.multiply(g, q, out=g)
+
+
 def _relu(z, *, xp):
     return xp.maximum(z, 0)
 
 
 def _relu_vjp(z, y, g, *, xp):
     return xp.where(z > 0, g, xp.zeros_like(g))
+
+
+def _relu_out(ops, z, out):
+    return ops.maximum(z, 0, out=out)
+
+
+def _relu_vjp_out(ops, z, y, g, q):
+    ops.greater(z, 0, out=q)
+    return ops.multiply(g, q, out=g)
 
 
 LEAKY_SLOPE = 0.01
@@ -71,6 +110,14 @@ def _identity_vjp(z, y, g, *, xp):
     return g
 
 
+def _identity_out(ops, z, out):
+    return z
+
+
+def _identity_vjp_out(ops, z, y, g, q):
+    return g
+
+
 def _softmax(z, *, xp):
     e = xp.exp(z - xp.max(z, axis=-1, keepdims=True))
     return e / xp.sum(e, axis=-1, keepdims=True)
@@ -81,16 +128,23 @@ def _softmax_vjp(z, y, g, *, xp):
     return y * (g - xp.sum(g * y, axis=-1, keepdims=True))
 
 
+def _softmax_out(ops, z, out):
+    ops.subtract(z, ops.row_max(z), out=out)
+    ops.exp(out, out=out)
+    return ops.divide(out, ops.row_sum(out), out=out)
+
+
 ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in (
-        Activation("sigmoid", _sigmoid, _sigmoid_vjp),
-        Activation("tanh", _tanh, _tanh_vjp),
-        Activation("relu", _relu, _relu_vjp),
+        Activation("sigmoid", _sigmoid, _sigmoid_vjp, _sigmoid_out, _sigmoid_vjp_out),
+        Activation("tanh", _tanh, _tanh_vjp, _tanh_out, _tanh_vjp_out),
+        Activation("relu", _relu, _relu_vjp, _relu_out, _relu_vjp_out),
+        # leaky_relu and softplus have no in-place form yet: the buffer engine runs their pure one
         Activation("leaky_relu", _leaky_relu, _leaky_relu_vjp),
         Activation("softplus", _softplus, _softplus_vjp),
-        Activation("identity", _identity, _identity_vjp),
-        Activation("softmax", _softmax, _softmax_vjp),
+        Activation("identity", _identity, _identity_vjp, _identity_out, _identity_vjp_out),
+        Activation("softmax", _softmax, _softmax_vjp, _softmax_out),
     )
 }
 

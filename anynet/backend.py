@@ -377,23 +377,10 @@ def materialize(arrays: Any, name: str) -> Any:
         return arrays
     import dask
 
-    leaves = list(_leaves(arrays))
-    done = iter(dask.persist(*leaves, scheduler="sync"))
-    return _rebuild(arrays, done)
+    from .tree import leaves, rebuild
 
-
-def _leaves(tree: Any):
-    if isinstance(tree, (list, tuple)):
-        for item in tree:
-            yield from _leaves(item)
-    elif tree is not None:
-        yield tree
-
-
-def _rebuild(tree: Any, done: Any) -> Any:
-    if isinstance(tree, (list, tuple)):
-        return type(tree)(_rebuild(item, done) for item in tree)
-    return None if tree is None else next(done)
+    done = iter(dask.persist(*leaves(arrays), scheduler="sync"))
+    return rebuild(arrays, done)
 
 
 @contextlib.contextmanager
@@ -408,22 +395,107 @@ def quiet_overflow(name: str):
         yield
 
 
-def inplace_module(name: str) -> Any:
-    """The raw array module whose ufuncs take ``out=`` (NumPy, CuPy), for the in-place training seam
-    in ``anynet.fast``; ``None`` for backends that have no safe in-place path (JAX is immutable,
-    Dask is lazy, torch and array_api_strict are served by the reference path)."""
-    if name == "numpy":
-        return np
-    if name == "cupy":
-        import cupy
+class BufferOps:
+    """The array operations the buffer engine and the ops' in-place kernels use, each writing into
+    ``out=`` (NumPy, CuPy: their own ufuncs; PyTorch: its ``out=`` functions). Arguments may be a
+    scalar where NumPy's ufuncs take one."""
 
-        return cupy
-    return None
+    def __init__(self, name: str) -> None:
+        self.name = name
+        #: the backend's Array API namespace, for an op's pure form called from a kernel
+        self.xp = namespace_for(name)
+        if name == "torch":
+            import torch
+
+            self.lib = torch
+            self.add, self.subtract, self.multiply, self.divide = torch.add, torch.sub, torch.mul, torch.div
+            self.tanh, self.exp, self.log, self.sqrt = torch.tanh, torch.exp, torch.log, torch.sqrt
+            self.greater = torch.gt
+            self.empty_like, self.vdot = torch.empty_like, _torch_vdot
+            self.sigmoid = torch.sigmoid
+            return
+        m = np if name == "numpy" else _import(name)
+        self.lib = m
+        self.add, self.subtract, self.multiply, self.divide = m.add, m.subtract, m.multiply, m.divide
+        self.tanh, self.exp, self.log, self.sqrt, self.greater = m.tanh, m.exp, m.log, m.sqrt, m.greater
+        self.empty_like, self.vdot = m.empty_like, m.vdot
+        self.sigmoid = _expit(name) or self._sigmoid_by_tanh
+
+    def _sigmoid_by_tanh(self, z, out):
+        # the reference's 0.5*tanh(0.5*z) + 0.5, in four passes where no one-pass kernel is installed
+        self.multiply(z, 0.5, out=out)
+        self.tanh(out, out=out)
+        self.multiply(out, 0.5, out=out)
+        return self.add(out, 0.5, out=out)
+
+    def empty(self, shape, like):
+        """An uninitialised array of ``shape`` with the dtype and device of ``like``."""
+        if self.name == "torch":
+            return self.lib.empty(shape, dtype=like.dtype, device=like.device)
+        return self.lib.empty(shape, dtype=like.dtype)
+
+    def matmul(self, a, b, out):
+        """``out = a @ b`` for 2-D ``a`` and ``b`` (transposed views welcome)."""
+        if self.name == "torch":
+            return self.lib.mm(a, b, out=out)
+        return self.lib.dot(a, b, out=out)
+
+    def linear(self, a, W, b, out):
+        """``out = a @ W + b`` (``b`` may be ``None``); one fused call where the library has one."""
+        if b is None:
+            return self.matmul(a, W, out)
+        if self.name == "torch":
+            return self.lib.addmm(b, a, W, out=out)
+        self.lib.dot(a, W, out=out)
+        return self.lib.add(out, b, out=out)
+
+    def maximum(self, a, scalar, out):
+        if self.name == "torch":
+            return self.lib.clamp_min(a, scalar, out=out)
+        return self.lib.maximum(a, scalar, out=out)
+
+    def sum_rows(self, a, out):
+        """``out = sum(a, axis=0)``."""
+        if self.name == "torch":
+            return self.lib.sum(a, 0, out=out)
+        return self.lib.add.reduce(a, axis=0, out=out)
+
+    def row_max(self, a):
+        """``max(a, axis=1, keepdims=True)``, a new ``(n, 1)`` array."""
+        if self.name == "torch":
+            return self.lib.amax(a, 1, keepdim=True)
+        return self.lib.max(a, axis=1, keepdims=True)
+
+    def row_sum(self, a):
+        """``sum(a, axis=1, keepdims=True)``, a new ``(n, 1)`` array."""
+        if self.name == "torch":
+            return self.lib.sum(a, 1, keepdim=True)
+        return self.lib.add.reduce(a, axis=1, keepdims=True)
+
+    def flat(self, arrays, like):
+        """One new 1-D array holding ``arrays`` one after another, with the dtype and device of ``like``."""
+        if self.name == "torch":
+            return self.lib.cat([self.lib.reshape(a.to(dtype=like.dtype, device=like.device), (-1,)) for a in arrays])
+        m = self.lib
+        return m.concatenate([m.reshape(m.asarray(a, dtype=like.dtype), (-1,)) for a in arrays])
+
+    def copy_into(self, dst, src):
+        if self.name == "torch":
+            dst.copy_(src)
+        else:
+            self.lib.copyto(dst, src)
+
+    def copy(self, a):
+        return a.clone() if self.name == "torch" else a.copy()
 
 
-def sigmoid_kernel(name: str) -> Any:
-    """A one-pass logistic-sigmoid ufunc taking ``out=`` (SciPy's ``expit`` on NumPy, ``cupyx``'s on
-    CuPy) when installed, else ``None``. Four elementwise passes become one in the in-place engine."""
+def _torch_vdot(a, b):
+    return a.reshape(-1) @ b.reshape(-1)
+
+
+def _expit(name: str) -> Any:
+    """A one-pass logistic sigmoid taking ``out=`` (SciPy's ``expit`` on NumPy, ``cupyx``'s on CuPy)
+    when installed, else ``None``: four elementwise passes become one."""
     try:
         if name == "numpy":
             from scipy.special import expit
@@ -436,3 +508,13 @@ def sigmoid_kernel(name: str) -> Any:
     except ImportError:
         return None
     return None
+
+
+#: the backends whose arrays take ``out=``: the buffer engine runs on these
+BUFFER_BACKENDS = ("numpy", "cupy", "torch")
+
+
+def buffer_ops(name: str) -> BufferOps | None:
+    """The ``out=`` operations of backend ``name``; ``None`` where it has none (JAX is immutable,
+    Dask lazy, array-api-strict exposes no ``out=``)."""
+    return BufferOps(name) if name in BUFFER_BACKENDS else None

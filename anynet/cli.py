@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, activations, losses
+from . import __version__, activations, defaults, losses
 from . import backend as B
 from . import data as D
 from .io import atomic_write, writable_path
@@ -29,11 +29,6 @@ from .io import atomic_write, writable_path
 XOR_X = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]])
 XOR_T = np.array([[0, 1, 1, 0]]).T
 
-#: the loss each output activation trains with unless --loss names another
-DEFAULT_LOSS = {"softmax": "cross_entropy", "sigmoid": "binary_cross_entropy", "identity": "mse"}
-#: the learning rate each optimizer starts from unless --lr names another (the library's SGD default,
-#: the seed's 1.0, is tuned for its sigmoid XOR net and diverges on most others)
-DEFAULT_LR = {"adam": 0.01, "sgd": 0.1}
 PLOT_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
 #: datasets with at least this many rows hold out 20% for validation unless --validation-split says
 AUTO_SPLIT_ROWS = 50
@@ -215,7 +210,7 @@ def _task(args: argparse.Namespace, table: D.Table) -> tuple[str, str, str, int]
         if n_classes < 2:
             msg = f"the target {table.target!r} holds a single class ({str(t[0])!r}); a classifier needs two or more"
             raise UserError(msg)
-    loss = loss or losses.get(DEFAULT_LOSS[output])
+    loss = loss or losses.get(defaults.loss_for(output, "cli"))
     if loss.output is not None and loss.output != output:
         msg = (
             f"--loss {loss.name} works on {loss.output} outputs, but the output is {output}; add --output {loss.output}"
@@ -266,7 +261,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "use a smaller fraction"
         )
         raise UserError(msg)
-    lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
+    lr = args.lr if args.lr is not None else defaults.lr_for(args.optimizer, "cli")
     batch = None if args.batch_size is None or args.batch_size >= table.n - n_val else args.batch_size
     kind = f"{np.unique(table.t).size} classes" if task == "classification" else "regression"
     say(f"data: {table.source}: {table.n} rows, {X.shape[1]} features, target {table.target!r} ({kind})")

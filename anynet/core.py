@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .losses import l2
+
 Layers = list  # [(W, b | None), ...]
 
 
@@ -68,9 +70,8 @@ def loss_and_grads(layers: Layers, X: Any, t: Any, /, *, acts, loss, alpha: floa
     value = loss.value(z, y, t, xp=xp)
     grads = backward(layers, cache, output_grad(z, y, t, act=acts[-1], loss=loss, xp=xp), acts=acts, xp=xp)
     if alpha:
-        scale = alpha / X.shape[0]
-        value = value + 0.5 * scale * sum(xp.sum(W * W) for W, _ in layers)
-        grads = [(gw + scale * W, gb) for (W, _), (gw, gb) in zip(layers, grads, strict=True)]
+        penalty, grads = l2(layers, grads, alpha / X.shape[0], xp=xp)
+        value = value + penalty
     return value, grads, y
 
 

@@ -1,8 +1,14 @@
-"""Losses, each beside its gradient, in a registry keyed by name.
+"""Losses, each beside its gradient, in a registry keyed by name; and the L2 penalty.
 
-``value(z, y, t, *, xp)`` is a 0-d array. A loss either gives ``grad_y(y, t, *, xp)`` (chained through
-the output activation) or, for the softmax/sigmoid pairs, the fused ``grad_z(y, t, *, xp) = (y - t)/n``
-computed from the logits ``z``, which is exact and never takes the log of a rounded probability.
+A loss owns all its forms, side by side:
+
+- pure (Array API): ``value(z, y, t, *, xp)`` is a 0-d array. A loss either gives
+  ``grad_y(y, t, *, xp)`` (chained through the output activation) or, for the softmax/sigmoid pairs,
+  the fused ``grad_z(y, t, *, xp) = (y - t)/n``; their values are computed from the logits ``z``,
+  which is exact and never takes the log of a rounded probability.
+- optionally in place, for the buffer engine: ``grad_out(ops, z, y, t, g) -> value`` writes the
+  gradient (``grad_z`` if the loss has a fused one, else ``grad_y``) into the buffer ``g`` and
+  returns the value. ``ops`` is ``anynet.backend.BufferOps``. Without it the engine uses the pure form.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ class Loss:
     classification: bool = False
     #: "sum" over the batch (the seed's half_sse) or "mean" per sample: how batch losses add up
     reduction: str = "mean"
+    grad_out: Callable[..., Any] | None = None
 
 
 def _n(t):
@@ -73,14 +80,79 @@ def _fused_grad(y, t, *, xp):
     return (1 / _n(t)) * (y - t)
 
 
+# --------------------------------------------------------------------------- in-place forms
+
+
+def _half_sse_out(ops, z, y, t, g):
+    ops.subtract(y, t, out=g)
+    return 0.5 * ops.vdot(g, g)
+
+
+def _mse_out(ops, z, y, t, g):
+    ops.subtract(y, t, out=g)
+    size = t.shape[0] * t.shape[1]
+    value = ops.vdot(g, g) / size
+    ops.multiply(g, 2 / size, out=g)
+    return value
+
+
+def _half_mse_out(ops, z, y, t, g):
+    ops.subtract(y, t, out=g)
+    value = (0.5 / _n(t)) * ops.vdot(g, g)
+    ops.multiply(g, 1 / _n(t), out=g)
+    return value
+
+
+def _bce_out(ops, z, y, t, g):
+    ops.subtract(y, t, out=g)
+    ops.multiply(g, 1 / _n(t), out=g)
+    return _bce(z, y, t, xp=ops.xp)
+
+
+def _ce_out(ops, z, y, t, g):
+    # -Σ t·log_softmax(z)/n with log_softmax(z) = z - max(z) - log Σe^(z - max z). The softmax's
+    # largest entry is e^0/Σ, so log Σ = -log(max y): no second pass of exp over z.
+    shift = ops.subtract(ops.row_max(z), ops.log(ops.row_max(y)))
+    value = (ops.vdot(ops.row_sum(t), shift) - ops.vdot(t, z)) / _n(t)
+    ops.subtract(y, t, out=g)
+    ops.multiply(g, 1 / _n(t), out=g)
+    return value
+
+
+# --------------------------------------------------------------------------- the L2 penalty
+
+
+def l2(layers, grads, scale, *, xp):
+    """scikit-learn's L2 penalty, ``scale = alpha / n``: the value ``0.5 * scale * ΣW²`` to add to the
+    loss and the gradients with ``scale * W`` added (biases are not penalised), as new arrays."""
+    value = 0.5 * scale * sum(xp.sum(W * W) for W, _ in layers)
+    grads = [(gw + scale * W, gb) for (W, _), (gw, gb) in zip(layers, grads, strict=True)]
+    return value, grads
+
+
+def l2_out(ops, layers, grads, scale):
+    """``l2`` in place: adds ``scale * W`` into each ``grad_w`` and returns the value to add."""
+    value = 0.5 * scale * sum(ops.vdot(W, W) for W, _ in layers)
+    for (W, _), (gw, _) in zip(layers, grads, strict=True):
+        gw += scale * W
+    return value
+
+
 LOSSES: dict[str, Loss] = {
     loss.name: loss
     for loss in (
-        Loss("half_sse", _half_sse, grad_y=_half_sse_grad, reduction="sum"),
-        Loss("mse", _mse, grad_y=_mse_grad),
-        Loss("half_mse", _half_mse, grad_y=_half_mse_grad),
-        Loss("binary_cross_entropy", _bce, grad_z=_fused_grad, output="sigmoid", classification=True),
-        Loss("cross_entropy", _ce, grad_z=_fused_grad, output="softmax", classification=True),
+        Loss("half_sse", _half_sse, grad_y=_half_sse_grad, reduction="sum", grad_out=_half_sse_out),
+        Loss("mse", _mse, grad_y=_mse_grad, grad_out=_mse_out),
+        Loss("half_mse", _half_mse, grad_y=_half_mse_grad, grad_out=_half_mse_out),
+        Loss(
+            "binary_cross_entropy",
+            _bce,
+            grad_z=_fused_grad,
+            output="sigmoid",
+            classification=True,
+            grad_out=_bce_out,
+        ),
+        Loss("cross_entropy", _ce, grad_z=_fused_grad, output="softmax", classification=True, grad_out=_ce_out),
     )
 }
 

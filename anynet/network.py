@@ -242,9 +242,12 @@ class Network:
             raise ValueError(msg)
         return X
 
-    def _targets(self, t: Any, n: int, loss: losses.Loss, classes: Any = None, label: str = "t") -> Any:
-        """Targets as ``(n, n_out)`` floats on the device. 1-D labels (or any non-numeric labels) are
-        encoded against ``self.classes``: one-hot for several outputs, 0/1 for a single sigmoid output."""
+    def _targets(self, t: Any, n: int, loss: losses.Loss, classes: Any = None, label: str = "t") -> tuple[Any, Any]:
+        """Targets as ``(n, n_out)`` floats on the device, and the class labels they were encoded
+        against (``self.classes`` where nothing new was learned). 1-D labels (or any non-numeric
+        labels) are encoded against ``classes``, else ``self.classes``: one-hot for several outputs,
+        0/1 for a single sigmoid output."""
+        known = self.classes
         a = np.asarray(t) if B.backend_of(t) in (None, "numpy") else B.to_numpy(t)
         if a.ndim == 0 or a.ndim > 2:
             msg = f"{label} must be 1-D labels or 2-D (n_samples, n_outputs), got shape {a.shape}"
@@ -257,15 +260,15 @@ class Network:
             msg = f"{label} must be numeric (float, int or bool), or class labels in one column; got dtype {a.dtype}"
             raise TypeError(msg)
         if labels and (loss.classification or self.n_out > 1 or a.dtype.kind not in "biuf"):
-            a = self._encode(a.reshape(-1), classes, label)
+            a, known = self._encode(a.reshape(-1), classes, label)
         else:
             a = host_2d(a.reshape(-1, 1) if a.ndim == 1 else a, label)
             if a.shape[1] != self.n_out:
                 msg = f"{label} has {a.shape[1]} columns but the network has {self.n_out} outputs"
                 raise ValueError(msg)
-        return B.from_numpy(a.astype(B.dtype_name(self.dtype)), self.backend, self._native)
+        return B.from_numpy(a.astype(B.dtype_name(self.dtype)), self.backend, self._native), known
 
-    def _encode(self, labels: np.ndarray, classes: Any, label: str) -> np.ndarray:
+    def _encode(self, labels: np.ndarray, classes: Any, label: str) -> tuple[np.ndarray, np.ndarray]:
         if labels.dtype.kind == "f" and not np.isfinite(labels).all():
             msg = f"{label} holds NaN or infinite labels"
             raise ValueError(msg)
@@ -287,13 +290,12 @@ class Network:
                 "size the output layer to the number of classes, or pass classes=[...] to fit"
             )
             raise ValueError(msg)
-        self.classes = known
         index = np.searchsorted(known, labels)
         if self.n_out == 1:
-            return (index == 1).astype(float).reshape(-1, 1)
+            return (index == 1).astype(float).reshape(-1, 1), known
         onehot = np.zeros((labels.shape[0], self.n_out))
         onehot[np.arange(labels.shape[0]), index] = 1.0
-        return onehot
+        return onehot, known
 
     # ----------------------------------------------------------------------------- using it
 
@@ -324,7 +326,7 @@ class Network:
         lf = losses.get(loss)
         self.__dict__.update(self._follow(same_place(X=X, t=t), "X", X).__dict__)
         Xd = self._input(X)
-        td = self._targets(t, Xd.shape[0], lf)
+        td, _ = self._targets(t, Xd.shape[0], lf)
         xp = self.xp
         y, cache = core.forward(self.layers, Xd, acts=self._acts, xp=xp)
         out = {"loss": float(lf.value(cache[-1][1], y, td, xp=xp))}
@@ -333,19 +335,105 @@ class Network:
         return out
 
     def fit(self, X: Any, t: Any, **options: Any):
-        """Train on ``X``: ``(n, n_in)`` and targets ``t``; see ``anynet.train.fit`` for the options.
+        """Train on ``X``: ``(n, n_in)`` and targets ``t``: ``(n, n_out)`` (or 1-D class labels).
 
-        Returns the ``History``; calling ``fit`` again continues from the current weights and
-        optimizer state (``reset=True`` starts over from the initial weights).
+        - ``loss``: ``"half_sse"`` (the seed's ½Σ(y−t)²), ``"mse"``, ``"half_mse"``,
+          ``"binary_cross_entropy"`` (sigmoid output) or ``"cross_entropy"`` (softmax output). ``None``
+          picks cross-entropy for a softmax output and half_sse otherwise (``anynet.defaults``).
+        - ``optimizer``: ``"sgd"`` (with ``momentum``/``nesterov``) or ``"adam"``, or an optimizer object
+          (``anynet.optimizers`` or your own with ``init``/``step``); ``lr`` ``None`` is 1.0 for sgd (the
+          seed) and 1e-3 for Adam. ``schedule``: ``"constant"``, ``"invscaling"``, ``"step"``,
+          ``"cosine"`` or ``f(lr, epoch, epochs)``. ``alpha``: L2 penalty as scikit-learn's, ``0.5*alpha*ΣW²/batch``.
+        - ``batch_size`` ``None`` is the full batch, as the seed; ``shuffle`` draws a seeded permutation
+          per epoch on the host (``seed``).
+        - ``validation_data=(Xv, tv)`` or ``validation_split`` (a seeded random fraction held out);
+          ``patience``/``min_delta`` stop early on the validation loss (the training loss without
+          validation) and, with ``restore_best_weights``, keep the best weights.
+        - ``metrics=["accuracy"]``; ``classes``: every class label, when ``t`` may not show them all.
+        - ``callbacks``: ``f(epoch, logs)`` after each epoch; returning ``True`` stops training.
+        - ``reset``: start again from the initial weights; otherwise training continues from the
+          current weights and optimizer state. ``verbose``: 0 quiet, 1 progress bar, 2 a line per epoch.
+        - ``engine``: ``"auto"``, ``"reference"``, ``"buffer"`` or ``"compiled"`` (``anynet.engines``).
+
+        Every argument is checked before any weight changes. A loss that turns NaN or infinite raises
+        ``DivergedError`` and keeps the last weights whose loss was finite. An exception from a
+        callback, or a ``KeyboardInterrupt``, keeps the weights and history of the last completed
+        epoch, then propagates. Returns the ``History``.
         """
-        from .train import fit
+        from . import train
 
-        return fit(self, X, t, **options)
+        plan = train.plan(self.output_activation, **options)
+        Xv_in, tv_in = options.get("validation_data") or (None, None)
+        net = self._follow(same_place(X=X, t=t, X_val=Xv_in, t_val=tv_in), "X", X)
+        X = net._input(X, "X")
+        n = X.shape[0]
+        t, classes = net._targets(t, n, plan.loss, options.get("classes"))
+        xp = net.xp
+        Xv = tv = None
+        if plan.validation_split:
+            n_val = max(1, round(n * plan.validation_split))
+            if n - n_val < 1:
+                msg = f"validation_split={plan.validation_split} leaves no training rows out of {n}"
+                raise ValueError(msg)
+            order = np.random.default_rng(net.seed).permutation(n)
+            val_idx = B.from_numpy(order[:n_val], net.backend, net._native)
+            tr_idx = B.from_numpy(order[n_val:], net.backend, net._native)
+            X, Xv, t, tv = (
+                xp.take(X, tr_idx, axis=0),
+                xp.take(X, val_idx, axis=0),
+                xp.take(t, tr_idx, axis=0),
+                xp.take(t, val_idx, axis=0),
+            )
+        elif Xv_in is not None:
+            Xv = net._input(Xv_in, "X_val")
+            tv, _ = net._targets(tv_in, Xv.shape[0], plan.loss, classes, label="t_val")
+        if plan.reset:
+            layers, state, trained = net._initial_layers(), None, 0
+        else:
+            resume = net._opt == plan.opt and net._opt_state is not None
+            layers, state, trained = net.layers, (net._opt_state if resume else None), net.epochs_trained
+        seed = plan.seed if plan.seed is not None else [net.seed or 0, trained]
+        result = train.fit(
+            layers,
+            state,
+            X,
+            t,
+            Xv,
+            tv,
+            plan=plan,
+            acts=net._acts,
+            xp=xp,
+            backend=net.backend,
+            device=net.device,
+            native=net._native,
+            rng=np.random.default_rng(seed),
+            view=net._with_layers,
+        )
+        # Commit: everything above could still refuse; from here the fit has happened.
+        if net is not self:
+            self.__dict__.update(net.__dict__)
+        self.layers, self._opt, self._opt_state = result.layers, result.opt, result.state
+        self.classes = classes
+        self.epochs_trained = trained + result.history.epochs
+        self.history = result.history
+        if result.error is not None:
+            raise result.error
+        return result.history
+
+    def _with_layers(self, layers: Any) -> Network:
+        """A shallow copy of this network holding ``layers``: what a callback sees mid-fit."""
+        view = Network.__new__(Network)
+        view.__dict__.update(self.__dict__)
+        view.layers = layers
+        return view
+
+    def _initial_layers(self) -> Any:
+        host = initialisers.draw(self.init, self.sizes, self.seed)
+        return self._to_device([(W, b if self.bias else None) for W, b in host], B.dtype_name(self.dtype))
 
     def reset(self) -> None:
         """Back to the initial weights drawn from ``seed``, with no optimizer state or history."""
-        host = initialisers.draw(self.init, self.sizes, self.seed)
-        self.layers = self._to_device([(W, b if self.bias else None) for W, b in host], B.dtype_name(self.dtype))
+        self.layers = self._initial_layers()
         self._opt = self._opt_state = self.history = None
         self.epochs_trained = 0
 

@@ -1,6 +1,17 @@
 """Optimizers in optax's shape: ``init(layers, xp) -> state`` and
 ``step(layers, grads, state, lr, *, xp) -> (layers, state)``, returning new arrays, never mutating.
 
+An optimizer owns all its forms. Beside the pure ``step``, it may give the flat-buffer kernel the
+buffer engine runs, where all parameters, gradients and moments each live in one 1-D buffer:
+
+- ``flat_state(state, pack)`` turns the pure state into the kernel's (``pack(tree)`` makes a buffer),
+  ``tree_state(fstate, views)`` turns it back (``views(buffer)`` sees a buffer as a tree);
+- ``flat_step(ops, p, p_next, g, s, fstate, lr) -> fstate`` writes the next parameters into
+  ``p_next`` from ``p`` and the gradients ``g`` (which it may overwrite), ``s`` being scratch.
+
+An optimizer without them never runs on the buffer engine: ``engine="auto"`` takes the reference
+engine, and ``engine="buffer"`` refuses it.
+
 Learning-rate schedules live here too: ``schedule(lr0, epoch, epochs) -> lr`` on the host, once an epoch.
 """
 
@@ -12,14 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import core
-
-
-def _map(fn, *trees):
-    """Apply ``fn`` leaf-wise over lists of ``(W, b | None)``, keeping ``None`` biases as ``None``."""
-    return [
-        tuple(None if parts[0] is None else fn(*parts) for parts in zip(*layer, strict=True))
-        for layer in zip(*trees, strict=True)
-    ]
+from .tree import tree_map as _map
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,31 @@ class SGD:
         if self.nesterov:
             return _map(lambda w, v, g: w + (m * v - lr * g), layers, v, grads), v
         return _map(lambda w, v: w + v, layers, v), v
+
+    def flat_state(self, state, pack):
+        return pack(state) if self.momentum else None
+
+    def tree_state(self, fstate, views):
+        return views(fstate) if self.momentum else None
+
+    def flat_step(self, ops, p, pn, g, s, fstate, lr):
+        # the pure step's order of operations, over whole buffers
+        if not self.momentum:
+            if lr != 1.0:
+                ops.multiply(g, lr, out=g)
+            ops.subtract(p, g, out=pn)
+            return None
+        mu, v = self.momentum, fstate
+        ops.multiply(v, mu, out=v)
+        ops.multiply(g, lr, out=g)
+        ops.subtract(v, g, out=v)
+        if self.nesterov:
+            ops.multiply(v, mu, out=s)
+            ops.subtract(s, g, out=s)
+            ops.add(p, s, out=pn)
+        else:
+            ops.add(p, v, out=pn)
+        return v
 
 
 @dataclass(frozen=True)
@@ -67,22 +96,62 @@ class Adam:
         new = _map(lambda w, m, v: w - lr_t * m / (xp.sqrt(v) + eps), layers, m, v)
         return new, (count, m, v)
 
+    def flat_state(self, state, pack):
+        count, first, second = state
+        return (count, pack(first), pack(second))
 
+    def tree_state(self, fstate, views):
+        count, first, second = fstate
+        return (count, views(first), views(second))
+
+    def flat_step(self, ops, p, pn, g, s, fstate, lr):
+        count, mo, ve = fstate
+        count += 1
+        b1, b2, eps = self.beta_1, self.beta_2, self.epsilon
+        lr_t = lr * (1 - b2**count) ** 0.5 / (1 - b1**count)
+        ops.multiply(mo, b1, out=mo)
+        ops.multiply(g, 1 - b1, out=s)
+        ops.add(mo, s, out=mo)
+        ops.multiply(g, g, out=s)
+        ops.multiply(s, 1 - b2, out=s)
+        ops.multiply(ve, b2, out=ve)
+        ops.add(ve, s, out=ve)
+        ops.sqrt(ve, out=s)
+        ops.add(s, eps, out=s)
+        ops.multiply(mo, lr_t, out=g)
+        ops.divide(g, s, out=g)
+        ops.subtract(p, g, out=pn)
+        return (count, mo, ve)
+
+
+#: the optimizers anynet ships, by name; any object with ``init`` and ``step`` works as well
+OPTIMIZERS: dict[str, type] = {"sgd": SGD, "adam": Adam}
 Optimizer = SGD | Adam
 
-#: default learning rates: the seed's 1.0 for plain gradient descent, Adam's customary 1e-3
-DEFAULT_LR = {"sgd": 1.0, "adam": 1e-3}
+
+def is_optimizer(obj: Any) -> bool:
+    """Whether ``obj`` can train: it has ``init(layers, *, xp)`` and ``step(layers, grads, state, lr, *, xp)``."""
+    return not isinstance(obj, str) and callable(getattr(obj, "init", None)) and callable(getattr(obj, "step", None))
+
+
+def has_flat_kernel(opt: Any) -> bool:
+    """Whether ``opt`` gives the buffer engine its flat-buffer forms."""
+    return all(callable(getattr(opt, a, None)) for a in ("flat_state", "tree_state", "flat_step"))
 
 
 def get(name: str | Optimizer, **options: Any) -> Optimizer:
-    """An optimizer from a name (``"sgd"``, ``"adam"``) and its options, or one passed through."""
-    if isinstance(name, (SGD, Adam)):
+    """An optimizer from a name (``"sgd"``, ``"adam"``) and its options, or an optimizer object passed
+    through (anything with ``init`` and ``step``, in the shape of ``SGD`` and ``Adam``)."""
+    if is_optimizer(name):
         return name
     if name == "sgd":
         return SGD(momentum=float(options.get("momentum", 0.0)), nesterov=bool(options.get("nesterov", False)))
     if name == "adam":
         return Adam(**{k: float(v) for k, v in options.items() if k in ("beta_1", "beta_2", "epsilon")})
-    msg = f"unknown optimizer {name!r}; expected one of ['adam', 'sgd'] or an anynet.optimizers object"
+    msg = (
+        f"unknown optimizer {name!r}; expected one of {sorted(OPTIMIZERS)} or an optimizer object "
+        "with init(layers, *, xp) and step(layers, grads, state, lr, *, xp)"
+    )
     raise ValueError(msg)
 
 

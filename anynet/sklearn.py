@@ -32,6 +32,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d,
 from . import activations, core, losses, optimizers
 from . import backend as B
 from ._validate import all_finite, kind_of, same_place
+from .defaults import loss_for
 from .network import Network
 from .train import DivergedError
 
@@ -39,9 +40,8 @@ __all__ = ["MLPClassifier", "MLPRegressor"]
 
 #: scikit-learn's output activation names -> anynet's, and the loss each pairs with
 _OUTPUT = {
-    "softmax": ("softmax", "cross_entropy"),
-    "logistic": ("sigmoid", "binary_cross_entropy"),
-    "identity": ("identity", "half_mse"),
+    name: (act, loss_for(act, "sklearn"))
+    for name, act in {"softmax": "softmax", "logistic": "sigmoid", "identity": "identity"}.items()
 }
 
 

@@ -1,4 +1,9 @@
-"""The training loop: epochs and mini-batches over the pure core, history, callbacks, progress."""
+"""The training loop: epochs and mini-batches, history, callbacks, early stopping, progress.
+
+``plan`` checks ``fit``'s options (before any data is touched); ``fit`` takes arrays that the caller
+(``Network.fit``) has already checked and put in place, runs an engine, and returns a ``Result`` with
+the new parameters, optimizer state and ``History``. It changes no object it was given.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +16,15 @@ from typing import Any
 import numpy as np
 
 from . import backend as B
-from . import core, engines, losses, optimizers
-from ._validate import positive_float, positive_int, same_place
+from . import core, defaults, engines, losses, optimizers
+from ._validate import positive_float, positive_int
 from .progress import Progress
+from .tree import leaves
 
 
 class DivergedError(FloatingPointError):
-    """Training produced a NaN or infinite loss. The network keeps its last finite weights, and the
-    history up to that point is on ``.history`` (and on the network)."""
+    """Training produced a NaN or infinite loss. The network keeps the last weights whose loss was
+    finite, and the history up to that point is on ``.history`` (and on the network)."""
 
     def __init__(self, message: str, history: History) -> None:
         super().__init__(message)
@@ -38,6 +44,8 @@ class History:
     monitor: str = "loss"
     best_epoch: int | None = None
     best_value: float | None = None
+    #: whether the network was given back the weights of ``best_epoch`` (early stopping) rather than the last
+    restored_best: bool = False
     stopped_early: bool = False
     wall_time: float = 0.0
     backend: str = ""
@@ -97,16 +105,43 @@ def _read(name: str, xp: Any, values: list[Any]) -> list[float]:
     return [float(v) for v in B.to_numpy(xp.stack([xp.reshape(xp.asarray(v), ()) for v in values]))]
 
 
-def _all_finite(layers: Any, xp: Any) -> bool:
-    """Whether every weight and bias is finite, read back in one transfer."""
-    flags = [xp.all(xp.isfinite(a)) for layer in layers for a in layer if a is not None]
-    return bool(xp.all(xp.stack(flags)))
+def all_finite(layers: Any, xp: Any) -> bool:
+    """Whether every array of ``layers`` is finite, read back in one transfer."""
+    return bool(xp.all(xp.stack([xp.all(xp.isfinite(a)) for a in leaves(layers)])))
 
 
-def fit(
-    net,
-    X: Any,
-    t: Any,
+@dataclass(frozen=True)
+class Plan:
+    """``fit``'s options, checked: everything about a fit that does not depend on the data."""
+
+    epochs: int
+    lr: float
+    loss: losses.Loss
+    opt: Any
+    alpha: float
+    schedule: Callable[[float, int, int], float]
+    batch_size: int | None
+    shuffle: bool
+    seed: int | None
+    validation_split: float
+    patience: int | None
+    min_delta: float
+    restore_best_weights: bool
+    track_accuracy: bool
+    callbacks: tuple
+    reset: bool
+    verbose: int
+    engine: str
+
+    def lrs(self) -> list[float]:
+        """The learning rate of every epoch."""
+        if self.schedule is optimizers.constant:
+            return [self.lr] * self.epochs
+        return [self.schedule(self.lr, e, self.epochs) for e in range(self.epochs)]
+
+
+def plan(
+    output_activation: str,
     *,
     epochs: int = 100,
     lr: float | None = None,
@@ -130,42 +165,23 @@ def fit(
     reset: bool = False,
     verbose: int = 1,
     engine: str = "auto",
-) -> History:
-    """Train ``net`` on ``X``: ``(n, n_in)`` and ``t``: ``(n, n_out)`` (or 1-D class labels).
+) -> Plan:
+    """Check ``fit``'s options for a network whose output activation is ``output_activation``.
 
-    - ``loss``: ``"half_sse"`` (the seed's ½Σ(y−t)²), ``"mse"``, ``"half_mse"``, ``"binary_cross_entropy"``
-      (sigmoid output) or ``"cross_entropy"`` (softmax output). ``None`` picks cross-entropy for a
-      softmax output and half_sse otherwise.
-    - ``optimizer``: ``"sgd"`` (with ``momentum``/``nesterov``) or ``"adam"``, or an object from
-      ``anynet.optimizers``; ``lr`` ``None`` is 1.0 for sgd (the seed) and 1e-3 for Adam.
-      ``schedule``: ``"constant"``, ``"invscaling"``, ``"step"``, ``"cosine"`` or ``f(lr, epoch, epochs)``.
-      ``alpha``: L2 penalty as scikit-learn's, ``0.5*alpha*ΣW²/batch``.
-    - ``batch_size`` ``None`` is the full batch, as the seed; ``shuffle`` draws a seeded permutation
-      per epoch on the host.
-    - ``validation_data=(Xv, tv)`` or ``validation_split`` (a seeded random fraction held out);
-      ``patience``/``min_delta`` stop early on the validation loss (the training loss without
-      validation) and, with ``restore_best_weights``, keep the best weights.
-    - ``callbacks``: ``f(epoch, logs)`` after each epoch; returning ``True`` stops training.
-    - ``reset``: start again from the initial weights; otherwise training continues from the
-      current weights and optimizer state. ``verbose``: 0 quiet, 1 progress bar, 2 a line per epoch.
-
-    Every argument is checked before any weight changes. A loss that turns NaN or infinite raises
-    ``DivergedError`` and leaves the last finite weights in place.
+    ``validation_data`` and ``classes`` are the caller's to prepare; here they are only checked for
+    shape. See ``anynet.Network.fit`` for what each option means.
     """
     epochs = positive_int(epochs, "epochs", allow_zero=True)
     batch_size = positive_int(batch_size, "batch_size", allow_none=True)
-    lf = losses.get(
-        loss if loss is not None else ("cross_entropy" if net.output_activation == "softmax" else "half_sse")
-    )
-    if lf.output is not None and lf.output != net.output_activation:
+    lf = losses.get(loss if loss is not None else defaults.loss_for(output_activation))
+    if lf.output is not None and lf.output != output_activation:
         msg = (
             f"loss {lf.name!r} works on {lf.output} outputs, but this network's output activation is "
-            f"{net.output_activation!r}; make the network with output_activation={lf.output!r}"
+            f"{output_activation!r}; make the network with output_activation={lf.output!r}"
         )
         raise ValueError(msg)
-    opt_options = {"momentum": momentum, "nesterov": nesterov}
-    opt = optimizers.get(optimizer, **opt_options)
-    lr = positive_float(optimizers.DEFAULT_LR[opt.name] if lr is None else lr, "lr")
+    opt = optimizers.get(optimizer, momentum=momentum, nesterov=nesterov)
+    lr = positive_float(defaults.lr_for(getattr(opt, "name", "")) if lr is None else lr, "lr")
     positive_float(momentum, "momentum", allow_zero=True)
     alpha = positive_float(alpha, "alpha", allow_zero=True)
     sched = optimizers.get_schedule(schedule)
@@ -184,159 +200,202 @@ def fit(
     if validation_data is not None and (not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2):
         msg = "validation_data must be a pair (X_val, t_val)"
         raise ValueError(msg)
-    if engine not in engines.ENGINES:
-        msg = f"unknown engine {engine!r}; expected one of {list(engines.ENGINES)}"
-        raise ValueError(msg)
+    engines.check(engine)
     for cb in callbacks:
         if not callable(cb):
             msg = f"callbacks must be callables f(epoch, logs), got {cb!r}"
             raise TypeError(msg)
+    return Plan(
+        epochs=epochs,
+        lr=lr,
+        loss=lf,
+        opt=opt,
+        alpha=alpha,
+        schedule=sched,
+        batch_size=batch_size,
+        shuffle=bool(shuffle),
+        seed=seed,
+        validation_split=split,
+        patience=patience,
+        min_delta=min_delta,
+        restore_best_weights=bool(restore_best_weights),
+        track_accuracy=lf.classification or bool(metrics),
+        callbacks=tuple(callbacks),
+        reset=bool(reset),
+        verbose=int(verbose),
+        engine=engine,
+    )
 
-    Xv_in, tv_in = validation_data if validation_data is not None else (None, None)
-    work = net._follow(same_place(X=X, t=t, X_val=Xv_in, t_val=tv_in), "X", X)
-    if work is net:  # train a shallow copy and commit at the end: a failed fit leaves net as it was
-        work = type(net).__new__(type(net))
-        work.__dict__.update(net.__dict__)
-    Engine = engines.select(engine, work.backend)
-    if reset:
-        work.reset()
-    X = work._input(X, "X")
+
+@dataclass
+class Result:
+    """What a fit produced: the parameters to keep, the optimizer and its state (``None`` when the
+    state cannot be trusted), the ``History``, and the exception that ended it early, if any."""
+
+    layers: Any
+    opt: Any
+    state: Any
+    history: History
+    error: BaseException | None = None
+
+
+def fit(
+    layers: Any,
+    state: Any,
+    X: Any,
+    t: Any,
+    Xv: Any = None,
+    tv: Any = None,
+    *,
+    plan: Plan,
+    acts: tuple,
+    xp: Any,
+    backend: str,
+    device: str,
+    native: Any,
+    rng: np.random.Generator,
+    view: Callable[[Any], Any] | None = None,
+) -> Result:
+    """Train ``layers`` (``[(W, b | None), ...]``) from the optimizer ``state`` (``None``: a fresh one)
+    on ``X``: ``(n, n_in)``, ``t``: ``(n, n_out)``, checked and on the device, with optional validation
+    data ``Xv``, ``tv``. ``rng`` draws the mini-batch order; ``view(layers)`` makes the network that
+    callbacks see as ``logs["network"]``.
+
+    Never raises for what happens while training: a divergence or an exception from a callback or a
+    ``KeyboardInterrupt`` ends up in ``Result.error``, with the parameters and history it left behind.
+    """
+    opt = plan.opt
+    if state is None:
+        state = opt.init(layers, xp=xp)
+    Engine = engines.select(plan.engine, backend, acts=acts, loss=plan.loss, opt=opt)
+    eng = Engine(layers, state, acts=acts, loss=plan.loss, opt=opt, alpha=plan.alpha, xp=xp, backend=backend)
+    history = History(monitor="val_loss" if Xv is not None else "loss", backend=backend, device=device)
+    loop = _Loop(eng, plan, history, X, t, Xv, tv, acts, xp, backend, native, view)
     n = X.shape[0]
-    t = work._targets(t, n, lf, classes)
-    xp = work.xp
-    if split:
-        n_val = max(1, round(n * split))
-        if n - n_val < 1:
-            msg = f"validation_split={split} leaves no training rows out of {n}"
-            raise ValueError(msg)
-        order = np.random.default_rng(work.seed).permutation(n)
-        val_idx = B.from_numpy(order[:n_val], work.backend, work._native)
-        tr_idx = B.from_numpy(order[n_val:], work.backend, work._native)
-        X, Xv, t, tv = (
-            xp.take(X, tr_idx, axis=0),
-            xp.take(X, val_idx, axis=0),
-            xp.take(t, tr_idx, axis=0),
-            xp.take(t, val_idx, axis=0),
-        )
-        n = n - n_val
-    elif validation_data is not None:
-        Xv = work._input(Xv_in, "X_val")
-        tv = work._targets(tv_in, Xv.shape[0], lf, label="t_val")
-    else:
-        Xv = tv = None
-    track_acc = lf.classification or bool(metrics)
-
-    history = History(monitor="val_loss" if Xv is not None else "loss", backend=work.backend, device=work.device)
-    resume = work._opt == opt and work._opt_state is not None
-    state = work._opt_state if resume else opt.init(work.layers, xp=xp)
-    eng = Engine(work.layers, state, acts=work._acts, loss=lf, opt=opt, alpha=alpha, xp=xp, backend=work.backend)
-    bs = n if batch_size is None else min(batch_size, n)
-    loop = _Loop(work, eng, lf, history, X, t, Xv, tv, track_acc, patience, min_delta, callbacks, verbose, epochs)
-    lrs = [lr] * epochs if sched is optimizers.constant else [sched(lr, e, epochs) for e in range(epochs)]
+    bs = n if plan.batch_size is None else min(plan.batch_size, n)
+    lrs = plan.lrs()
     t0 = time.perf_counter()
+    error: BaseException | None = None
     try:
-        with B.quiet_overflow(work.backend):
-            if hasattr(eng, "run") and bs == n and Xv is None and not callbacks and patience is None:
-                loop.fused(lrs)
+        with B.quiet_overflow(backend):
+            whole = bs == n and Xv is None and not plan.callbacks and plan.patience is None
+            if whole and hasattr(eng, "run"):
+                loop.whole(lrs)
             else:
-                rng = np.random.default_rng(seed if seed is not None else [work.seed or 0, work.epochs_trained])
-                loop.epochs(lrs, bs, shuffle, rng)
-    except DivergedError:
-        history.wall_time = time.perf_counter() - t0
-        work.layers, work._opt, work._opt_state = eng.layers, None, None
-        work.epochs_trained += history.epochs
-        work.history = history
-        net.__dict__.update(work.__dict__)
-        raise
+                loop.epochs(lrs, bs, plan.shuffle, rng)
+    except DivergedError as exc:
+        error = exc
+        result = Result(loop.kept, None, None, history, exc)
+    except BaseException as exc:  # noqa: BLE001 - an interrupt or a callback's error: keep the progress, re-raise
+        error = exc
+        # A step cut short may have half-written the optimizer's moments: keep the weights of the
+        # last completed epoch, and let the next fit start a fresh optimizer.
+        result = Result(loop.completed(), None, None, history, exc)
     finally:
         loop.close()
-    history.wall_time = time.perf_counter() - t0
-    layers = loop.best if (patience is not None and restore_best_weights and loop.best is not None) else eng.layers
-    work.layers, work._opt, work._opt_state = layers, opt, eng.state
-    work.epochs_trained += history.epochs
-    work.history = history
-    net.__dict__.update(work.__dict__)
-    return history
+        history.wall_time = time.perf_counter() - t0
+    if error is None:
+        keep_best = plan.patience is not None and plan.restore_best_weights and loop.best is not None
+        history.restored_best = keep_best
+        result = Result(loop.best if keep_best else eng.layers, opt, eng.state, history)
+    return result
 
 
 class _Loop:
     """The epoch loop shared by the engines: reads scalars back once an epoch, keeps history, runs
-    callbacks and early stopping, and stops with the last finite weights when the loss diverges."""
+    callbacks and early stopping, and stops with the last weights whose loss was finite when the
+    loss diverges."""
 
-    def __init__(
-        self, net, eng, loss, history, X, t, Xv, tv, track_acc, patience, min_delta, callbacks, verbose, epochs
-    ):
-        self.net, self.eng, self.loss, self.history = net, eng, loss, history
+    def __init__(self, eng, plan, history, X, t, Xv, tv, acts, xp, backend, native, view):
+        self.eng, self.plan, self.loss, self.history = eng, plan, plan.loss, history
         self.X, self.t, self.Xv, self.tv = X, t, Xv, tv
-        self.track_acc, self.patience, self.min_delta, self.callbacks = track_acc, patience, min_delta, callbacks
-        self.progress = Progress(epochs, verbose=verbose) if verbose else None
-        self.keep_best = patience is not None
+        self.acts, self.xp, self.backend, self.native, self.view = acts, xp, backend, native, view
+        self.track_acc, self.min_delta, self.callbacks = plan.track_accuracy, plan.min_delta, plan.callbacks
+        self.progress = Progress(plan.epochs, verbose=plan.verbose) if plan.verbose else None
+        self.keep_best = plan.patience is not None
         self.best = None
+        self.kept = None  # the layers a divergence keeps
         self.wait = 0
         self.logs: dict[str, Any] = {}
+        self.epoch_start = eng.snapshot()  # the weights after the last completed epoch
+        self.ring = False
+        self.in_epoch = False
+
+    def completed(self):
+        """The weights after the last completed epoch: the engine's own between epochs and where an
+        epoch is one step (a step commits its weights last), else the snapshot taken at its start."""
+        return self.epoch_start if self.in_epoch and not self.ring else self.eng.snapshot()
 
     def epochs(self, lrs: list[float], bs: int, shuffle: bool, rng: np.random.Generator) -> None:
-        eng, net, loss, X, t = self.eng, self.net, self.loss, self.X, self.t
-        xp, name = net.xp, net.backend
+        eng, loss, X, t, xp, name = self.eng, self.loss, self.X, self.t, self.xp, self.backend
         n = X.shape[0]
         batched = bs < n
         starts = range(0, n, bs)
-        # The weights at the start of this epoch and the one before, for a divergence: the in-place
+        whole_epoch = batched and hasattr(eng, "epoch")
+        # The weights at the start of this epoch and the one before, for a divergence: the buffer
         # engine keeps them in its ring on full batches; otherwise snapshot them.
-        ring = not batched and hasattr(eng, "previous")
-        start = prev = None if ring else eng.snapshot()
+        self.ring = ring = not batched and hasattr(eng, "previous")
+        start = prev = self.epoch_start
         divisor = 1 if loss.reduction == "sum" else n
         vk = 2 if self.track_acc else 1  # where the validation loss sits among the values read back
         for epoch, lr in enumerate(lrs):
             if epoch and not ring:
                 prev, start = start, eng.snapshot()
-            if batched and shuffle:
-                perm = B.from_numpy(rng.permutation(n), name, net._native)
-            total = correct = 0.0
-            for s in starts:
-                if not batched:
-                    Xb, tb = X, t
-                elif shuffle:
-                    idx = perm[s : min(s + bs, n)]  # array_api_strict rejects a stop past the end
-                    Xb, tb = xp.take(X, idx, axis=0), xp.take(t, idx, axis=0)
-                else:
-                    Xb, tb = X[s : min(s + bs, n), ...], t[s : min(s + bs, n), ...]
-                value, y = eng.step(Xb, tb, lr)
-                total = total + (value if divisor == 1 else value * Xb.shape[0])
-                if self.track_acc:
-                    correct = correct + core.accuracy_sum(y, tb, xp=xp)
+                self.epoch_start = start
+            self.in_epoch = True
+            order = rng.permutation(n) if batched and shuffle else None
+            if whole_epoch:
+                total, correct = eng.epoch(X, t, order, bs, lr, self.track_acc)
+            else:
+                if order is not None:
+                    perm = B.from_numpy(order, name, self.native)
+                total = correct = 0.0
+                for s in starts:
+                    if not batched:
+                        Xb, tb = X, t
+                    elif order is not None:
+                        idx = perm[s : min(s + bs, n)]  # array_api_strict rejects a stop past the end
+                        Xb, tb = xp.take(X, idx, axis=0), xp.take(t, idx, axis=0)
+                    else:
+                        Xb, tb = X[s : min(s + bs, n), ...], t[s : min(s + bs, n), ...]
+                    value, y = eng.step(Xb, tb, lr)
+                    total = total + (value if divisor == 1 else value * Xb.shape[0])
+                    if self.track_acc:
+                        correct = correct + core.accuracy_sum(y, tb, xp=xp)
             if name == "dask":
                 eng.layers, eng.state, total, correct = B.materialize((eng.layers, eng.state, total, correct), name)
             scalars = [total, correct] if self.track_acc else [total]
             if self.Xv is not None:
-                yv, cache = core.forward(eng.layers, self.Xv, acts=net._acts, xp=xp)
+                yv, cache = core.forward(eng.layers, self.Xv, acts=self.acts, xp=xp)
                 scalars.append(loss.value(cache[-1][1], yv, self.tv, xp=xp))
                 if self.track_acc:
                     scalars.append(core.accuracy_sum(yv, self.tv, xp=xp))
             values = _read(name, xp, scalars)
             if not math.isfinite(values[0]) or (self.Xv is not None and not math.isfinite(values[vk])):
+                # Keep the weights that started the last epoch whose loss was finite (on a full
+                # batch, exactly the ones that produced it); in the first epoch, the starting ones.
                 if ring:
-                    start, prev = eng.previous(1), eng.previous(2)
-                self._diverged(epoch, values[0] / divisor, lr, start, prev)
+                    keep = eng.previous(2) if epoch else eng.previous(1)
+                else:
+                    keep = prev if epoch else start
+                self._diverged(epoch, values[0] / divisor, lr, keep)
+            self.in_epoch = False
             if self._record(epoch, lr, values, n):
                 break
-        if lrs and not _all_finite(eng.layers, xp):  # the epoch's loss came before its last update
-            if ring:
-                start, prev = eng.previous(1), eng.previous(2)
-            self._diverged(len(lrs) - 1, math.inf, lrs[-1], start, prev, after_update=True)
+        if lrs and not all_finite(eng.layers, xp):  # the epoch's loss came before its last update
+            self._diverged(len(lrs) - 1, math.inf, lrs[-1], eng.previous(1) if ring else start, after_update=True)
 
-    def fused(self, lrs: list[float]) -> None:
-        """Full-batch epochs in compiled chunks (JAX), with no Python between epochs: used when
-        nothing (validation, callbacks, patience) needs the host each epoch."""
-        from .compiled import CHUNK
-
+    def whole(self, lrs: list[float]) -> None:
+        """Full-batch epochs through the engine's ``run``, in chunks, with no Python between epochs:
+        used when nothing (validation, callbacks, patience) needs the host each epoch."""
         eng, n, h = self.eng, self.X.shape[0], self.history
-        for lo in range(0, len(lrs), CHUNK):
-            chunk = lrs[lo : lo + CHUNK]
-            values, correct, prev = eng.run(self.X, self.t, chunk, self.track_acc)
-            values, correct = B.to_numpy(values), B.to_numpy(correct)
-            bad = np.flatnonzero(~np.isfinite(values))
-            stop = len(chunk) if bad.size == 0 else int(bad[0])
+        self.ring = True
+        # Progress wants to hear between chunks: a line an epoch (verbose=2), or about a hundred updates.
+        chunk_size = {0: 10000, 1: max(1, -(-len(lrs) // 100))}.get(self.plan.verbose, 1)
+        for lo in range(0, len(lrs), chunk_size):
+            chunk = lrs[lo : lo + chunk_size]
+            values, correct = eng.run(self.X, self.t, chunk, self.track_acc)
+            stop = len(values) if math.isfinite(values[-1]) else len(values) - 1
             if stop:
                 losses = values[:stop]  # one full batch an epoch: already in the loss's reduction
                 best = int(np.argmin(losses))
@@ -349,11 +408,10 @@ class _Loop:
                 if self.progress is not None:
                     self.logs = {"loss": h.loss[-1]} | ({"accuracy": h.accuracy[-1]} if self.track_acc else {})
                     self.progress.update(lo + stop, self.logs)
-            if bad.size:
-                # The scan froze at the first bad epoch: eng.layers produced it, prev came before.
-                self._diverged(lo + stop, float(values[stop]), chunk[stop], eng.layers, prev)
-        if lrs and not _all_finite(eng.layers, self.net.xp):  # the last update overflowed
-            self._diverged(len(lrs) - 1, math.inf, lrs[-1], prev, prev, after_update=True)
+            if stop < len(values):
+                self._diverged(lo + stop, float(values[stop]), chunk[stop], eng.last_finite())
+        if lrs and not all_finite(eng.layers, self.xp):  # the last update overflowed
+            self._diverged(len(lrs) - 1, math.inf, lrs[-1], eng.last_finite(), after_update=True)
 
     def _record(self, epoch: int, lr: float, values: list[float], n: int) -> bool:
         """Append one epoch to the history; True when training should stop."""
@@ -376,7 +434,7 @@ class _Loop:
                 self.best = self.eng.snapshot()
         else:
             self.wait += 1
-        stop = self.patience is not None and self.wait >= self.patience
+        stop = self.plan.patience is not None and self.wait >= self.plan.patience
         if self.progress is None and not self.callbacks:
             h.stopped_early = stop
             return stop
@@ -391,8 +449,8 @@ class _Loop:
         if self.progress is not None:
             self.progress.update(epoch + 1, logs)
         if self.callbacks:
-            self.net.layers = self.eng.snapshot()
-            logs["network"] = self.net
+            if self.view is not None:
+                logs["network"] = self.view(self.eng.snapshot())
             answers = [cb(epoch, logs) for cb in self.callbacks]  # every callback runs, even after a stop
             stop = any(answers) or stop
         if stop:
@@ -403,13 +461,12 @@ class _Loop:
         if self.progress is not None:
             self.progress.close(self.history.epochs, self.logs)
 
-    def _diverged(self, epoch: int, loss_value: float, lr: float, start, prev, after_update=False) -> None:
-        xp = self.net.xp
-        self.eng.layers = start if _all_finite(start, xp) else prev
+    def _diverged(self, epoch: int, loss_value: float, lr: float, keep, after_update=False) -> None:
+        self.kept = keep
         self.history.stopped_early = True
         what = "the weights became infinite or NaN" if after_update else f"the loss became {loss_value}"
         msg = (
-            f"training diverged at epoch {epoch + 1}: {what}; the last finite "
-            f"weights were kept. Try a smaller lr (it was {lr:g}) or standardise the inputs"
+            f"training diverged at epoch {epoch + 1}: {what}; the last weights whose loss was finite "
+            f"were kept. Try a smaller lr (it was {lr:g}) or standardise the inputs"
         )
         raise DivergedError(msg, self.history)

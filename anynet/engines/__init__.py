@@ -1,0 +1,110 @@
+"""Executors: how training steps run. Each implements the ``Engine`` protocol below and registers
+itself in one line of ``REGISTRY``; ``fit`` talks to an engine only through the protocol.
+
+All engines do the core's math. The reference engine *is* the core (``anynet.core`` and the pure forms
+of the ops); the others ask each op for a faster form of itself and fall back to the pure one, and
+``tests/test_engines.py`` holds every engine to the reference, op by op, as the registries grow.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What ``fit`` may call while an engine owns the parameters and optimizer state.
+
+    ``__init__(layers, state, *, acts, loss, opt, alpha, xp, backend)`` takes the starting
+    parameters ``[(W, b | None), ...]`` and the optimizer's pure state; the caller's arrays are never
+    written. ``step(X, t, lr)`` trains on one batch and returns ``(loss, y)``, the loss in the loss's
+    own batch reduction as a 0-d array (not read back), ``y`` the batch's output. ``layers`` and
+    ``state`` are the live values (in the pure optimizer's state format); ``snapshot()`` gives layers
+    that later steps will not overwrite.
+
+    Optional hooks, looked up with ``getattr``:
+
+    - ``refuses(backend, acts, loss, opt) -> str | None`` (a staticmethod): why this engine cannot run
+      that job, or ``None``; ``engine="auto"`` skips an engine that refuses, a named one raises.
+    - ``run(X, t, lrs, track_acc) -> (values, correct)``: many full-batch epochs in one call, one
+      loss (and correct count) per epoch as host arrays; it stops after the first non-finite loss.
+    - ``epoch(X, t, order, bs, lr, track_acc) -> (total, correct)``: one whole mini-batch epoch over
+      ``X[order]`` in one call (``order`` a host permutation, or ``None`` for the given order).
+    - ``last_finite()``: after ``run`` or ``epoch`` stopped on a non-finite loss, the layers that
+      produced the last finite loss of this fit (or the starting ones).
+    - ``previous(k)``: the weights from ``k`` (1 or 2) steps ago, kept without a copy.
+    """
+
+    name: str
+    layers: Any
+    state: Any
+
+    def step(self, X: Any, t: Any, lr: float) -> tuple[Any, Any]: ...
+
+    def snapshot(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A registered engine: its class, or where it lives as ``"module:Class"`` (imported on first
+    use, so JAX is imported only when asked for), and the backends whose ``engine="auto"`` it
+    serves, in order of preference."""
+
+    target: str | type
+    auto: tuple[str, ...] = ()
+
+    def load(self) -> type:
+        if isinstance(self.target, type):
+            return self.target
+        module, _, name = self.target.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+#: name -> engine; a new executor is one module and one line here
+REGISTRY: dict[str, Entry] = {
+    "reference": Entry("anynet.engines.reference:Reference"),
+    "buffer": Entry("anynet.engines.buffer:Buffer", auto=("numpy", "cupy", "torch")),
+    "compiled": Entry("anynet.engines.compiled:Compiled", auto=("jax",)),
+}
+#: other names accepted for an engine
+ALIASES = {"inplace": "buffer"}
+
+
+def names() -> list[str]:
+    return ["auto", *REGISTRY, *ALIASES]
+
+
+def check(engine: str) -> str:
+    """The registered name ``engine`` stands for; a ValueError lists the valid names otherwise."""
+    if engine == "auto" or engine in REGISTRY:
+        return engine
+    if engine in ALIASES:
+        return ALIASES[engine]
+    msg = f"unknown engine {engine!r}; expected one of {names()}"
+    raise ValueError(msg)
+
+
+def select(engine: str, backend: str, *, acts: Any, loss: Any, opt: Any) -> type:
+    """The engine class that runs this job: the named one (a ValueError says why it can't), or for
+    ``"auto"`` the first engine serving ``backend`` that takes the job, else the reference."""
+    asked, engine = engine, check(engine)
+    if engine == "auto":
+        for entry in REGISTRY.values():
+            if backend in entry.auto:
+                cls = entry.load()
+                if _refusal(cls, backend, acts, loss, opt) is None:
+                    return cls
+        return REGISTRY["reference"].load()
+    cls = REGISTRY[engine].load()
+    reason = _refusal(cls, backend, acts, loss, opt)
+    if reason is not None:
+        msg = f"engine={asked!r} cannot run this: {reason}; use engine='auto' or engine='reference'"
+        raise ValueError(msg)
+    return cls
+
+
+def _refusal(cls: type, backend: str, acts: Any, loss: Any, opt: Any) -> str | None:
+    refuses = getattr(cls, "refuses", None)
+    return None if refuses is None else refuses(backend, acts, loss, opt)

@@ -1,0 +1,174 @@
+"""The buffer engine: the core's math with ``out=`` buffers (NumPy, CuPy, PyTorch), nothing allocated
+per step where the ops have in-place forms.
+
+It is a generic driver: it asks each activation, the loss and the optimizer for its in-place form
+(``f_out``/``vjp_out``, ``grad_out``, ``flat_step``) and runs an op's pure form where it has none.
+All parameters live in one flat buffer (each ``W`` and ``b`` a view into it), and so do their
+gradients and the optimizer's moments, so an optimizer step is a handful of whole-buffer operations
+however many layers there are. The weights are a ring of three such buffers: each update writes the
+next weights into the oldest, so the two previous steps' weights are still there when a loss turns
+out non-finite, without a copy per step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import backend as B
+from .. import core, losses
+from ..optimizers import has_flat_kernel
+from ..tree import leaves
+
+
+class Buffer:
+    name = "buffer"
+
+    @staticmethod
+    def refuses(backend, acts, loss, opt):
+        if B.buffer_ops(backend) is None:
+            return f"backend {backend!r} has no out= arrays (the buffer engine runs on {list(B.BUFFER_BACKENDS)})"
+        if not has_flat_kernel(opt):
+            return (
+                f"the optimizer {type(opt).__name__} has no flat-buffer kernel (flat_state, tree_state, "
+                "flat_step); the reference engine runs any optimizer"
+            )
+        return None
+
+    def __init__(self, layers, state, *, acts, loss, opt, alpha, xp, backend) -> None:
+        self._ops = ops = B.buffer_ops(backend)
+        self._shapes = [(W.shape, None if b is None else b.shape) for W, b in layers]
+        self._like = layers[0][0]
+        # Own copies: the arrays the caller still holds are never written.
+        self._flats = [self._pack(layers) for _ in range(3)]
+        self._ring = [self._views(f) for f in self._flats]
+        self._pos = 0
+        self._start = 0  # the ring slot this fit started from, while it is still intact
+        self._acts, self._loss, self._opt, self._alpha, self._xp = acts, loss, opt, alpha, xp
+        self._bufs: dict[int, dict] = {}
+        self._grad_flat = ops.empty_like(self._flats[0])
+        self._grads = self._views(self._grad_flat)
+        self._scratch = ops.empty_like(self._flats[0])
+        self._fstate = opt.flat_state(state, self._pack)
+        self._steps = 0
+
+    def _pack(self, tree):
+        """One new flat buffer holding every array of ``tree`` (a list of ``(W, b | None)``)."""
+        return self._ops.flat(list(leaves(tree)), self._like)
+
+    def _views(self, flat):
+        """``flat`` seen as ``[(W, b | None), ...]`` (views: writing one writes the other)."""
+        out, at = [], 0
+        for shape_w, shape_b in self._shapes:
+            size = shape_w[0] * shape_w[1]
+            W = flat[at : at + size].reshape(shape_w)
+            at += size
+            b = None
+            if shape_b is not None:
+                b = flat[at : at + shape_b[0]]
+                at += shape_b[0]
+            out.append((W, b))
+        return out
+
+    @property
+    def layers(self):
+        return self._ring[self._pos]
+
+    @layers.setter
+    def layers(self, value):
+        self._ops.copy_into(self._flats[self._pos], self._pack(value))
+
+    @property
+    def state(self):
+        return self._opt.tree_state(self._fstate, self._views)
+
+    def snapshot(self):
+        return self._views(self._ops.copy(self._flats[self._pos]))
+
+    def previous(self, k: int):
+        """The weights from ``k`` (1 or 2) steps ago, still intact in the ring."""
+        return self._ring[(self._pos - k) % 3]
+
+    def last_finite(self):
+        # run() stops right after the step whose loss was not finite: that loss came from the weights
+        # one step back, the last finite one from two back, unless this fit has taken fewer steps.
+        return self._ring[(self._pos - 2) % 3] if self._steps >= 2 else self._ring[self._start]
+
+    def _buffers(self, n, like):
+        ops = self._ops
+        widths = [shape_w[1] for shape_w, _ in self._shapes]
+        bufs = {key: [ops.empty((n, k), like) for k in widths] for key in ("z", "y", "g", "q")}
+        self._bufs[n] = bufs
+        return bufs
+
+    def step(self, X, t, lr):
+        ops, acts = self._ops, self._acts
+        layers = self._ring[self._pos]
+        n = X.shape[0]
+        bufs = self._bufs.get(n) or self._buffers(n, X)
+        zs, ys, gs, qs = bufs["z"], bufs["y"], bufs["g"], bufs["q"]
+        outs = []
+        a = X
+        for i, (W, b) in enumerate(layers):
+            z = ops.linear(a, W, b, zs[i])
+            act = acts[i]
+            a = act.f(z, xp=self._xp) if act.f_out is None else act.f_out(ops, z, ys[i])
+            outs.append(a)
+        last = len(layers) - 1
+        y, z, g = a, zs[last], gs[last]
+        loss = self._loss
+        if loss.grad_out is not None:
+            value = loss.grad_out(ops, z, y, t, g)
+        else:
+            value = loss.value(z, y, t, xp=self._xp)
+            g = loss.grad_z(y, t, xp=self._xp) if loss.grad_z is not None else loss.grad_y(y, t, xp=self._xp)
+        if loss.grad_z is None:  # g is dL/dy: through the output activation
+            g = self._vjp(last, z, y, g, qs[last])
+        grads = self._grads
+        for i in range(last, -1, -1):
+            W, b = layers[i]
+            gw, gb = grads[i]
+            ops.matmul((X if i == 0 else outs[i - 1]).T, g, gw)
+            if b is not None:
+                ops.sum_rows(g, gb)
+            if i > 0:
+                g = self._vjp(i - 1, zs[i - 1], outs[i - 1], ops.matmul(g, W.T, gs[i - 1]), qs[i - 1])
+        if self._alpha:
+            value = value + losses.l2_out(ops, layers, grads, self._alpha / n)
+        nxt = (self._pos + 1) % 3
+        self._fstate = self._opt.flat_step(
+            ops, self._flats[self._pos], self._flats[nxt], self._grad_flat, self._scratch, self._fstate, lr
+        )
+        self._pos = nxt
+        self._steps += 1
+        return value, y
+
+    def _vjp(self, i, z, y, g, q):
+        """``g * f'(z)`` for layer ``i``: over ``g`` (a buffer of this step) where the activation has
+        an in-place form, else its pure form."""
+        act = self._acts[i]
+        if act.vjp_out is None:
+            return act.vjp(z, y, g, xp=self._xp)
+        # g is this step's buffer, or a new array an op's pure form just made: either is ours to write
+        return act.vjp_out(self._ops, z, y, g, q)
+
+    def run(self, X, t, lrs, track_acc):
+        """Full-batch epochs with no Python between them but the step and reading the loss back (which
+        the epoch loop does too); stops right after the first non-finite loss, so ``last_finite`` can
+        find the weights that produced the one before it in the ring."""
+        self._steps = 0
+        self._start = self._pos
+        values, correct = [], []
+        step, isfinite, xp = self.step, math.isfinite, self._xp
+        for lr in lrs:
+            value, y = step(X, t, lr)
+            v = float(value)
+            values.append(v)
+            if track_acc:
+                correct.append(core.accuracy_sum(y, t, xp=xp))
+            if not isfinite(v):
+                break
+        if track_acc:
+            correct = B.to_numpy(xp.stack(correct)) if correct else np.zeros(0)
+        return np.asarray(values, dtype=float), np.asarray(correct, dtype=float)

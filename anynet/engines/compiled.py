@@ -1,0 +1,159 @@
+"""The compiled engine: the reference core under ``jax.jit``; ``engine="auto"`` on JAX.
+
+``step`` is one jitted training step. ``run`` trains many full-batch epochs inside one compiled
+``lax.scan``, and ``epoch`` a whole mini-batch epoch (its permutation drawn on the host and passed in),
+so a fit makes one dispatch per chunk of epochs or per epoch, never one per step. All of them trace
+the same pure functions the reference engine calls, so they compute the same numbers.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import core
+
+#: epochs per compiled chunk: between chunks the loop reports progress
+CHUNK = 10000
+#: epochs per scan iteration: unrolling cuts the per-iteration cost of the XLA loop on tiny networks
+UNROLL = 8
+
+
+def _tree_where(cond, a, b):
+    return jax.tree_util.tree_map(lambda x, y: jnp.where(cond, x, y), a, b)
+
+
+def _train_step(acts, loss, opt, alpha):
+    def step(layers, state, X, t, lr):
+        value, grads, y = core.loss_and_grads(layers, X, t, acts=acts, loss=loss, alpha=alpha, xp=jnp)
+        layers, state = opt.step(layers, grads, state, lr, xp=jnp)
+        return layers, state, value, y
+
+    return step
+
+
+@functools.lru_cache(maxsize=64)
+def _step_fn(acts, loss, opt, alpha):
+    return jax.jit(_train_step(acts, loss, opt, alpha))
+
+
+@functools.lru_cache(maxsize=64)
+def _run_fn(acts, loss, opt, alpha, track_acc):
+    step = _train_step(acts, loss, opt, alpha)
+
+    def epoch(carry, lr, X, t):
+        layers, state, prev, ok = carry
+        new_layers, new_state, value, y = step(layers, state, X, t, lr)
+        # After the first non-finite loss nothing moves: the carry keeps the weights that produced it
+        # and, in ``prev``, the ones that produced the last finite loss.
+        good = ok & jnp.isfinite(value)
+        carry = (
+            _tree_where(good, new_layers, layers),
+            _tree_where(good, new_state, state),
+            _tree_where(good, layers, prev),
+            good,
+        )
+        correct = core.accuracy_sum(y, t, xp=jnp) if track_acc else jnp.zeros((), dtype=value.dtype)
+        return carry, (value, correct)
+
+    def run(layers, state, prev, X, t, lrs):
+        carry = (layers, state, prev, jnp.asarray(True))
+        return jax.lax.scan(lambda c, lr: epoch(c, lr, X, t), carry, lrs, unroll=UNROLL)
+
+    return jax.jit(run)
+
+
+@functools.lru_cache(maxsize=64)
+def _epoch_fn(acts, loss, opt, alpha, track_acc, summed):
+    step = _train_step(acts, loss, opt, alpha)
+
+    def batch(carry, idx, X, t, lr):
+        layers, state = carry
+        Xb, tb = jnp.take(X, idx, axis=0), jnp.take(t, idx, axis=0)
+        layers, state, value, y = step(layers, state, Xb, tb, lr)
+        total = value if summed else value * idx.shape[0]
+        correct = core.accuracy_sum(y, tb, xp=jnp) if track_acc else jnp.zeros((), dtype=value.dtype)
+        return (layers, state), (total, correct)
+
+    def epoch(layers, state, X, t, batches, lr):
+        """``batches``: ``(k, bs)`` row indices, one row a batch of equal size."""
+        (layers, state), (totals, correct) = jax.lax.scan(
+            lambda c, idx: batch(c, idx, X, t, lr), (layers, state), batches
+        )
+        return layers, state, jnp.sum(totals), jnp.sum(correct)
+
+    return jax.jit(epoch)
+
+
+class Compiled:
+    """JAX only: every step jitted; full-batch runs fused into ``lax.scan`` chunks, mini-batch epochs
+    into one scan each."""
+
+    name = "compiled"
+
+    @staticmethod
+    def refuses(backend, acts, loss, opt):
+        if backend != "jax":
+            return f"it compiles with JAX, and the backend is {backend!r}"
+        try:
+            hash(opt)
+        except TypeError:
+            return f"the optimizer {type(opt).__name__} is not hashable, so its compiled step cannot be cached"
+        return None
+
+    def __init__(self, layers, state, *, acts, loss, opt, alpha, xp, backend) -> None:
+        self.layers = layers
+        self._prev = layers
+        self._int_count = isinstance(state, tuple) and state and isinstance(state[0], int)
+        if self._int_count:  # Adam's step count becomes a traced array
+            state = (jnp.asarray(state[0]), *state[1:])
+        self._state = state
+        self._key = (tuple(acts), loss, opt, float(alpha))
+        self._summed = loss.reduction == "sum"
+
+    @property
+    def state(self):
+        if self._int_count:
+            return (int(self._state[0]), *self._state[1:])
+        return self._state
+
+    def snapshot(self):
+        return self.layers
+
+    def last_finite(self):
+        return self._prev
+
+    def step(self, X, t, lr):
+        self.layers, self._state, value, y = _step_fn(*self._key)(self.layers, self._state, X, t, lr)
+        return value, y
+
+    def run(self, X, t, lrs, track_acc):
+        fn = _run_fn(*self._key, bool(track_acc))
+        (layers, state, prev, _ok), (values, correct) = fn(
+            self.layers, self._state, self._prev, X, t, jnp.asarray(np.asarray(lrs), dtype=X.dtype)
+        )
+        self.layers, self._state, self._prev = layers, state, prev
+        values, correct = np.asarray(values, dtype=float), np.asarray(correct, dtype=float)
+        bad = np.flatnonzero(~np.isfinite(values))
+        stop = len(values) if bad.size == 0 else int(bad[0]) + 1
+        return values[:stop], correct[:stop]
+
+    def epoch(self, X, t, order, bs, lr, track_acc):
+        n = X.shape[0]
+        order = np.arange(n) if order is None else order
+        k = n // bs
+        fn = _epoch_fn(*self._key, bool(track_acc), self._summed)
+        lr = jnp.asarray(lr, dtype=X.dtype)
+        total = correct = 0.0
+        if k:
+            self.layers, self._state, total, correct = fn(
+                self.layers, self._state, X, t, jnp.asarray(order[: k * bs].reshape(k, bs)), lr
+            )
+        if k * bs < n:  # the short last batch: its own (cached) compile
+            rest = jnp.asarray(order[k * bs :])[None]
+            self.layers, self._state, t2, c2 = fn(self.layers, self._state, X, t, rest, lr)
+            total, correct = total + t2, correct + c2
+        return total, correct
