@@ -408,6 +408,24 @@ def quiet_overflow(name: str):
         yield
 
 
+@contextlib.contextmanager
+def no_autograd(name: str):
+    """Run training without recording autograd history: anynet computes its own gradients, and a
+    graph kept across steps would grow every epoch and end up on the parameters."""
+    if name == "torch":
+        import torch
+
+        with torch.no_grad():
+            yield
+    else:
+        yield
+
+
+def detached(x: Any) -> Any:
+    """``x`` cut from any autograd graph it belongs to (torch tensors); other arrays as they are."""
+    return x.detach() if backend_of(x) == "torch" else x
+
+
 def inplace_module(name: str) -> Any:
     """The raw array module whose ufuncs take ``out=`` (NumPy, CuPy), for the in-place training seam
     in ``anynet.fast``; ``None`` for backends that have no safe in-place path (JAX is immutable,
