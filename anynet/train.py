@@ -17,8 +17,8 @@ from .progress import Progress
 
 
 class DivergedError(FloatingPointError):
-    """Training produced a NaN or infinite loss. The network keeps its last finite weights, and the
-    history up to that point is on ``.history`` (and on the network)."""
+    """Training produced a NaN or infinite loss. The network keeps the last weights whose loss was
+    finite, and the history up to that point is on ``.history`` (and on the network)."""
 
     def __init__(self, message: str, history: History) -> None:
         super().__init__(message)
@@ -150,7 +150,8 @@ def fit(
       current weights and optimizer state. ``verbose``: 0 quiet, 1 progress bar, 2 a line per epoch.
 
     Every argument is checked before any weight changes. A loss that turns NaN or infinite raises
-    ``DivergedError`` and leaves the last finite weights in place.
+    ``DivergedError`` and leaves the last weights whose loss was finite in place. An interrupt or a
+    callback's exception keeps the weights and history of the last completed epoch, then propagates.
     """
     epochs = positive_int(epochs, "epochs", allow_zero=True)
     batch_size = positive_int(batch_size, "batch_size", allow_none=True)
@@ -235,15 +236,18 @@ def fit(
     lrs = [lr] * epochs if sched is optimizers.constant else [sched(lr, e, epochs) for e in range(epochs)]
     t0 = time.perf_counter()
     try:
-        with B.quiet_overflow(work.backend):
+        with B.quiet_overflow(work.backend), B.no_autograd(work.backend):
             if hasattr(eng, "run") and bs == n and Xv is None and not callbacks and patience is None:
                 loop.fused(lrs)
             else:
                 rng = np.random.default_rng(seed if seed is not None else [work.seed or 0, work.epochs_trained])
                 loop.epochs(lrs, bs, shuffle, rng)
-    except DivergedError:
+    except BaseException as exc:
+        # A divergence, an interrupt or a callback's error: keep what the completed epochs did (the
+        # optimizer starts afresh next time), then let it propagate.
         history.wall_time = time.perf_counter() - t0
-        work.layers, work._opt, work._opt_state = eng.layers, None, None
+        kept = eng.layers if isinstance(exc, DivergedError) else loop.kept
+        work.layers, work._opt, work._opt_state = kept, None, None
         work.epochs_trained += history.epochs
         work.history = history
         net.__dict__.update(work.__dict__)
@@ -261,7 +265,7 @@ def fit(
 
 class _Loop:
     """The epoch loop shared by the engines: reads scalars back once an epoch, keeps history, runs
-    callbacks and early stopping, and stops with the last finite weights when the loss diverges."""
+    callbacks and early stopping, and stops with the last weights whose loss was finite when it diverges."""
 
     def __init__(
         self, net, eng, loss, history, X, t, Xv, tv, track_acc, patience, min_delta, callbacks, verbose, epochs
@@ -274,6 +278,8 @@ class _Loop:
         self.best = None
         self.wait = 0
         self.logs: dict[str, Any] = {}
+        #: the weights the history so far ends with, for an interrupted fit to keep
+        self.kept = eng.layers
 
     def epochs(self, lrs: list[float], bs: int, shuffle: bool, rng: np.random.Generator) -> None:
         eng, net, loss, X, t = self.eng, self.net, self.loss, self.X, self.t
@@ -290,6 +296,7 @@ class _Loop:
         for epoch, lr in enumerate(lrs):
             if epoch and not ring:
                 prev, start = start, eng.snapshot()
+            self.kept = eng.layers if ring else start  # the ring slot survives this epoch's step
             if batched and shuffle:
                 perm = B.from_numpy(rng.permutation(n), name, net._native)
             total = correct = 0.0
@@ -317,13 +324,16 @@ class _Loop:
             if not math.isfinite(values[0]) or (self.Xv is not None and not math.isfinite(values[vk])):
                 if ring:
                     start, prev = eng.previous(1), eng.previous(2)
-                self._diverged(epoch, values[0] / divisor, lr, start, prev)
+                # Keep the weights whose loss is the last finite one: the epoch before's when this
+                # epoch's training loss failed (these weights produced it), else this epoch's start.
+                keep = start if math.isfinite(values[0]) else prev
+                self._diverged(epoch, values[0] / divisor, lr, keep)
             if self._record(epoch, lr, values, n):
                 break
         if lrs and not _all_finite(eng.layers, xp):  # the epoch's loss came before its last update
             if ring:
                 start, prev = eng.previous(1), eng.previous(2)
-            self._diverged(len(lrs) - 1, math.inf, lrs[-1], start, prev, after_update=True)
+            self._diverged(len(lrs) - 1, math.inf, lrs[-1], start, after_update=True)
 
     def fused(self, lrs: list[float]) -> None:
         """Full-batch epochs in compiled chunks (JAX), with no Python between epochs: used when
@@ -331,7 +341,9 @@ class _Loop:
         from .compiled import CHUNK
 
         eng, n, h = self.eng, self.X.shape[0], self.history
+        before = None  # the previous chunk's last weights but one
         for lo in range(0, len(lrs), CHUNK):
+            self.kept = eng.layers
             chunk = lrs[lo : lo + CHUNK]
             values, correct, prev = eng.run(self.X, self.t, chunk, self.track_acc)
             values, correct = B.to_numpy(values), B.to_numpy(correct)
@@ -350,16 +362,20 @@ class _Loop:
                     self.logs = {"loss": h.loss[-1]} | ({"accuracy": h.accuracy[-1]} if self.track_acc else {})
                     self.progress.update(lo + stop, self.logs)
             if bad.size:
-                # The scan froze at the first bad epoch: eng.layers produced it, prev came before.
-                self._diverged(lo + stop, float(values[stop]), chunk[stop], eng.layers, prev)
+                # The scan froze at the first bad epoch: eng.layers produced it, prev came before (in
+                # the chunk before, when it failed at once). Keep prev: its loss was the last finite.
+                keep = prev if stop or before is None else before
+                self._diverged(lo + stop, float(values[stop]), chunk[stop], keep)
+            before = prev
         if lrs and not _all_finite(eng.layers, self.net.xp):  # the last update overflowed
-            self._diverged(len(lrs) - 1, math.inf, lrs[-1], prev, prev, after_update=True)
+            self._diverged(len(lrs) - 1, math.inf, lrs[-1], prev, after_update=True)
 
     def _record(self, epoch: int, lr: float, values: list[float], n: int) -> bool:
         """Append one epoch to the history; True when training should stop."""
         h = self.history
         divisor = 1 if self.loss.reduction == "sum" else n
         h.loss.append(values[0] / divisor)
+        self.kept = self.eng.layers  # no step runs before the next epoch sets it again
         h.lr.append(lr)
         k = 1
         if self.track_acc:
@@ -403,13 +419,12 @@ class _Loop:
         if self.progress is not None:
             self.progress.close(self.history.epochs, self.logs)
 
-    def _diverged(self, epoch: int, loss_value: float, lr: float, start, prev, after_update=False) -> None:
-        xp = self.net.xp
-        self.eng.layers = start if _all_finite(start, xp) else prev
+    def _diverged(self, epoch: int, loss_value: float, lr: float, keep, after_update=False) -> None:
+        self.eng.layers = keep
         self.history.stopped_early = True
         what = "the weights became infinite or NaN" if after_update else f"the loss became {loss_value}"
         msg = (
-            f"training diverged at epoch {epoch + 1}: {what}; the last finite "
-            f"weights were kept. Try a smaller lr (it was {lr:g}) or standardise the inputs"
+            f"training diverged at epoch {epoch + 1}: {what}; the last weights with a finite loss "
+            f"were kept. Try a smaller lr (it was {lr:g}) or standardise the inputs"
         )
         raise DivergedError(msg, self.history)
