@@ -46,8 +46,14 @@ def same_place(**arrays: Any) -> tuple[str, str] | None:
     return next(iter(placed), None)
 
 
-def host_2d(x: Any, label: str, *, allow_1d: bool = False) -> np.ndarray:
-    """A host view of ``x`` with its shape and dtype checked (used for host data before transfer)."""
+def host_2d(
+    x: Any, label: str, *, allow_1d: bool = False, features: int | None = None, dtype: str | None = None
+) -> np.ndarray:
+    """A host view of ``x`` with its shape and dtype checked (used for host data before transfer).
+
+    ``features`` is the number of columns expected. With ``dtype`` (``"float32"``, ``"float64"``) the
+    result is cast to it, and checked for finiteness after the cast: a value finite in float64 may
+    not be in float32."""
     a = np.asarray(x) if B.backend_of(x) in (None, "numpy") else B.to_numpy(x)
     if a.dtype == object or a.dtype.kind not in "biuf":
         msg = f"{label} must be numeric (float, int or bool), got dtype {a.dtype}"
@@ -61,17 +67,38 @@ def host_2d(x: Any, label: str, *, allow_1d: bool = False) -> np.ndarray:
     if a.shape[0] == 0:
         msg = f"{label} is empty (shape {a.shape}); need at least one row"
         raise ValueError(msg)
-    if a.dtype.kind == "f" and not all_finite(a, np):
-        bad = int(np.size(a) - np.isfinite(a).sum())
-        msg = f"{label} holds {bad} NaN or infinite value(s); clean or impute them first"
+    if features is not None and a.shape[1] != features:
+        msg = f"{label} has {a.shape[1]} features but the network expects {features}"
         raise ValueError(msg)
-    return a
+    if a.shape[1] == 0:
+        msg = f"{label} has no columns (shape {a.shape}); need at least one"
+        raise ValueError(msg)
+    cast = a
+    if dtype is not None:
+        with np.errstate(over="ignore"):  # an overflow is reported below, with the values that caused it
+            cast = a.astype(dtype, copy=False)
+    if cast.dtype.kind == "f" and not all_finite(cast, np):
+        raise ValueError(not_finite_message(a, cast, label))
+    return cast
+
+
+def not_finite_message(original: Any, cast: Any, label: str) -> str:
+    """Why ``cast`` (``original`` in the network's dtype) holds NaN or infinity: the data's own, or
+    values too large for the dtype. Runs only on the error path, so it reads both back to the host."""
+    a, c = B.to_numpy(original), B.to_numpy(cast)
+    bad = int(a.size - np.isfinite(a).sum()) if a.dtype.kind == "f" else 0
+    if bad:
+        return f"{label} holds {bad} NaN or infinite value(s); clean or impute them first"
+    over = int(c.size - np.isfinite(c).sum())
+    largest = float(np.max(np.abs(a)))
+    advice = "scale the data or use dtype='float64'" if c.dtype == np.float32 else "scale the data"
+    return f"{label} holds {over} value(s) too large for {c.dtype} (largest magnitude {largest:g}); {advice}"
 
 
 def all_finite(x: Any, xp: Any) -> bool:
     """Whether ``x`` holds no NaN or infinity, without an ``x``-sized temporary: the min and the max
     are finite exactly when every element is (NaN propagates through both)."""
-    if x.shape[0] == 0:
+    if 0 in x.shape:
         return True
     return bool(xp.isfinite(xp.min(x)) & xp.isfinite(xp.max(x)))
 

@@ -395,6 +395,24 @@ def quiet_overflow(name: str):
         yield
 
 
+@contextlib.contextmanager
+def no_autograd(name: str):
+    """Run training without recording autograd history: anynet computes its own gradients, and a
+    graph kept across steps would grow every epoch and end up on the parameters."""
+    if name == "torch":
+        import torch
+
+        with torch.no_grad():
+            yield
+    else:
+        yield
+
+
+def detached(x: Any) -> Any:
+    """``x`` cut from any autograd graph it belongs to (torch tensors); other arrays as they are."""
+    return x.detach() if backend_of(x) == "torch" else x
+
+
 class BufferOps:
     """The array operations the buffer engine and the ops' in-place kernels use, each writing into
     ``out=`` (NumPy, CuPy: their own ufuncs; PyTorch: its ``out=`` functions). Arguments may be a

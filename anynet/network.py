@@ -9,7 +9,7 @@ import numpy as np
 from . import activations, core, losses
 from . import backend as B
 from . import init as initialisers
-from ._validate import all_finite, host_2d, kind_of, same_place
+from ._validate import all_finite, host_2d, kind_of, not_finite_message, same_place
 
 
 class Network:
@@ -215,14 +215,12 @@ class Network:
         """``X`` as a 2-D array of this network's dtype on its device, checked."""
         if B.backend_of(X) not in (None, "numpy"):
             return self._device_input(X, label)
-        a = host_2d(X, label)
-        if a.shape[1] != self.n_in:
-            msg = f"{label} has {a.shape[1]} features but the network expects {self.n_in}"
-            raise ValueError(msg)
-        return B.from_numpy(a.astype(B.dtype_name(self.dtype), copy=False), self.backend, self._native)
+        a = host_2d(X, label, features=self.n_in, dtype=B.dtype_name(self.dtype))
+        return B.from_numpy(a, self.backend, self._native)
 
     def _device_input(self, X: Any, label: str) -> Any:
         xp = self.xp
+        X = B.detached(X)  # training must not extend the caller's autograd graph
         if not xp.isdtype(X.dtype, ("real floating", "integral", "bool")):
             msg = f"{label} must be numeric (float, int or bool), got dtype {X.dtype}"
             raise TypeError(msg)
@@ -235,12 +233,11 @@ class Network:
         if X.shape[1] != self.n_in:
             msg = f"{label} has {X.shape[1]} features but the network expects {self.n_in}"
             raise ValueError(msg)
-        if X.dtype != self.dtype:
-            X = xp.astype(X, self.dtype)
-        if not all_finite(X, xp):
-            msg = f"{label} holds NaN or infinite values; clean or impute them first"
-            raise ValueError(msg)
-        return X
+        with np.errstate(over="ignore"):  # NumPy-based backends warn on an overflowing cast; reported below
+            cast = X if X.dtype == self.dtype else xp.astype(X, self.dtype)
+            if not all_finite(cast, xp):
+                raise ValueError(not_finite_message(X, cast, label))
+        return cast
 
     def _targets(self, t: Any, n: int, loss: losses.Loss, classes: Any = None, label: str = "t") -> tuple[Any, Any]:
         """Targets as ``(n, n_out)`` floats on the device, and the class labels they were encoded
@@ -259,14 +256,19 @@ class Network:
         if labels and a.ndim == 2 and a.shape[1] != 1:
             msg = f"{label} must be numeric (float, int or bool), or class labels in one column; got dtype {a.dtype}"
             raise TypeError(msg)
+        if classes is not None and self.n_out == 1:
+            _two_classes(np.unique(np.asarray(classes)), "classes")
+        dtype = B.dtype_name(self.dtype)
         if labels and (loss.classification or self.n_out > 1 or a.dtype.kind not in "biuf"):
             a, known = self._encode(a.reshape(-1), classes, label)
+            a = a.astype(dtype)
         else:
-            a = host_2d(a.reshape(-1, 1) if a.ndim == 1 else a, label)
+            # finite in the network's dtype, not only in t's own
+            a = host_2d(a.reshape(-1, 1) if a.ndim == 1 else a, label, dtype=dtype)
             if a.shape[1] != self.n_out:
                 msg = f"{label} has {a.shape[1]} columns but the network has {self.n_out} outputs"
                 raise ValueError(msg)
-        return B.from_numpy(a.astype(B.dtype_name(self.dtype)), self.backend, self._native), known
+        return B.from_numpy(a, self.backend, self._native), known
 
     def _encode(self, labels: np.ndarray, classes: Any, label: str) -> tuple[np.ndarray, np.ndarray]:
         if labels.dtype.kind == "f" and not np.isfinite(labels).all():
@@ -284,6 +286,8 @@ class Network:
             msg = f"{label} has labels {missing.tolist()[:5]} outside the known classes {known.tolist()[:10]}"
             raise ValueError(msg)
         want = 2 if self.n_out == 1 else self.n_out
+        if self.n_out == 1:
+            _two_classes(known, label)
         if known.size > want or (classes is None and self.classes is None and known.size < want and self.n_out > 1):
             msg = (
                 f"{label} has {known.size} classes but the network's {self.n_out} output(s) fit {want}; "
@@ -445,6 +449,17 @@ def _check_sizes(sizes: Any) -> list[int]:
         msg = f"sizes must list at least two positive layer widths, input first, like [2, 4, 1]; got {sizes!r}"
         raise ValueError(msg)
     return [int(s) for s in sizes]
+
+
+def _two_classes(known: np.ndarray, label: str) -> None:
+    """A one-output network separates two classes: refuse one (``predict_classes`` could not name the other)."""
+    if known.size < 2:
+        found = repr(known.tolist()[0]) if known.size else "none"
+        msg = (
+            f"{label} holds a single class ({found}) but a one-output network needs two to tell apart; "
+            "give labels of both classes, or pass both to fit as classes=[...]"
+        )
+        raise ValueError(msg)
 
 
 def _tree_map(fn, tree: Any) -> Any:

@@ -31,7 +31,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d,
 
 from . import activations, core, losses, optimizers
 from . import backend as B
-from ._validate import all_finite, kind_of, same_place
+from ._validate import all_finite, host_2d, kind_of, not_finite_message, same_place
 from .defaults import loss_for
 from .network import Network
 from .train import DivergedError
@@ -252,6 +252,7 @@ class _BaseMLP(BaseEstimator):
             self._net = self._net.to(*place)  # a warm start on data that lives elsewhere
             self._net._pinned = False
         self._data_place = place
+        host_2d(T, "y", dtype=B.dtype_name(self._net.dtype))  # y finite in the network's dtype too
         if self.solver == "lbfgs":
             self._fit_lbfgs(X, T)
         else:
@@ -327,7 +328,7 @@ class _BaseMLP(BaseEstimator):
             if va.shape[0] < 2:
                 msg = "The validation set is too small. Increase 'validation_fraction' or the size of your dataset."
                 raise ValueError(msg)
-            X_train, T_train, X_val = _rows(X, tr), T[tr], _on(_rows(X, va), net)  # moved once, not per epoch
+            X_train, T_train, X_val = _rows(X, tr), T[tr], _on(_rows(X, va), net, "X")  # moved once, not per epoch
             y_val = self._label_binarizer.inverse_transform(T[va]) if classifier else T[va]
         else:
             X_train, T_train, X_val, y_val = X, T, None, None
@@ -455,7 +456,7 @@ class _BaseMLP(BaseEstimator):
         on the network's backend (one transfer of the parameter vector each way per evaluation)."""
         net = self._net
         xp, native, dtype = net.xp, B.native_device(net.backend, net.device), B.dtype_name(net.dtype)
-        Xd, Td = _on(X, net), _on(T, net)
+        Xd, Td = _on(X, net, "X"), _on(T, net, "y")
         out, loss_name = _OUTPUT[self.out_activation_]
         acts = [activations.get(net.activation)] * (len(net.sizes) - 2) + [activations.get(out)]
         lf = losses.get(loss_name)
@@ -792,12 +793,21 @@ def _rows(X: Any, index: np.ndarray) -> Any:
     return xp.take(X, B.from_numpy(index, *_native((name, B.device_of(X)))), axis=0)
 
 
-def _on(a: Any, net: Network) -> Any:
-    """``a`` (host, or already where the network lives) as an array of the network's place and dtype."""
+def _on(a: Any, net: Network, label: str) -> Any:
+    """``a`` (host, or already where the network lives) as an array of the network's place and dtype,
+    refused if it is not finite there (a value finite in float64 may overflow float32)."""
     if B.backend_of(a) in (None, "numpy"):
+        a = np.asarray(a)
         native = B.native_device(net.backend, net.device)
-        return B.from_numpy(np.asarray(a, dtype=B.dtype_name(net.dtype)), net.backend, native)
-    return a if a.dtype == net.dtype else net.xp.astype(a, net.dtype)
+        with np.errstate(over="ignore"):  # reported below, with the values that caused it
+            cast = B.from_numpy(a.astype(B.dtype_name(net.dtype)), net.backend, native)
+    else:
+        a = B.detached(a)
+        cast = a if a.dtype == net.dtype else net.xp.astype(a, net.dtype)
+    with np.errstate(over="ignore"):  # a lazy (Dask) cast runs here
+        if not all_finite(cast, net.xp):
+            raise ValueError(not_finite_message(a, cast, label))
+    return cast
 
 
 def _tree(fn, tree: Any) -> Any:

@@ -277,7 +277,7 @@ def fit(
     t0 = time.perf_counter()
     error: BaseException | None = None
     try:
-        with B.quiet_overflow(backend):
+        with B.quiet_overflow(backend), B.no_autograd(backend):
             whole = bs == n and Xv is None and not plan.callbacks and plan.patience is None
             if whole and hasattr(eng, "run"):
                 loop.whole(lrs)
@@ -301,6 +301,10 @@ def fit(
     return result
 
 
+#: epochs per call of an engine's whole-run hook, when nothing needs to hear more often
+CHUNK = 1000
+
+
 class _Loop:
     """The epoch loop shared by the engines: reads scalars back once an epoch, keeps history, runs
     callbacks and early stopping, and stops with the last weights whose loss was finite when the
@@ -318,13 +322,12 @@ class _Loop:
         self.wait = 0
         self.logs: dict[str, Any] = {}
         self.epoch_start = eng.snapshot()  # the weights after the last completed epoch
-        self.ring = False
         self.in_epoch = False
 
     def completed(self):
-        """The weights after the last completed epoch: the engine's own between epochs and where an
-        epoch is one step (a step commits its weights last), else the snapshot taken at its start."""
-        return self.epoch_start if self.in_epoch and not self.ring else self.eng.snapshot()
+        """The weights the history so far ends with: the engine's own between epochs, else those
+        the current epoch (or chunk of epochs) started from."""
+        return self.epoch_start if self.in_epoch else self.eng.snapshot()
 
     def epochs(self, lrs: list[float], bs: int, shuffle: bool, rng: np.random.Generator) -> None:
         eng, loss, X, t, xp, name = self.eng, self.loss, self.X, self.t, self.xp, self.backend
@@ -334,14 +337,15 @@ class _Loop:
         whole_epoch = batched and hasattr(eng, "epoch")
         # The weights at the start of this epoch and the one before, for a divergence: the buffer
         # engine keeps them in its ring on full batches; otherwise snapshot them.
-        self.ring = ring = not batched and hasattr(eng, "previous")
+        ring = not batched and hasattr(eng, "previous")
         start = prev = self.epoch_start
         divisor = 1 if loss.reduction == "sum" else n
         vk = 2 if self.track_acc else 1  # where the validation loss sits among the values read back
         for epoch, lr in enumerate(lrs):
             if epoch and not ring:
                 prev, start = start, eng.snapshot()
-                self.epoch_start = start
+            # on a full batch, the ring slot of the current weights survives this epoch's one step
+            self.epoch_start = eng.layers if ring else start
             self.in_epoch = True
             order = rng.permutation(n) if batched and shuffle else None
             if whole_epoch:
@@ -389,12 +393,14 @@ class _Loop:
         """Full-batch epochs through the engine's ``run``, in chunks, with no Python between epochs:
         used when nothing (validation, callbacks, patience) needs the host each epoch."""
         eng, n, h = self.eng, self.X.shape[0], self.history
-        self.ring = True
-        # Progress wants to hear between chunks: a line an epoch (verbose=2), or about a hundred updates.
-        chunk_size = {0: 10000, 1: max(1, -(-len(lrs) // 100))}.get(self.plan.verbose, 1)
+        # Progress wants to hear between chunks: a line an epoch (verbose=2), or about a hundred
+        # updates; an interrupt keeps the weights the chunk started from.
+        chunk_size = {0: CHUNK, 1: max(1, min(CHUNK, -(-len(lrs) // 100)))}.get(self.plan.verbose, 1)
         for lo in range(0, len(lrs), chunk_size):
             chunk = lrs[lo : lo + chunk_size]
+            self.epoch_start, self.in_epoch = eng.snapshot(), True
             values, correct = eng.run(self.X, self.t, chunk, self.track_acc)
+            self.in_epoch = False
             stop = len(values) if math.isfinite(values[-1]) else len(values) - 1
             if stop:
                 losses = values[:stop]  # one full batch an epoch: already in the loss's reduction

@@ -233,3 +233,60 @@ def test_bad_predict_input_is_refused(asarray):
             net.predict(X)
     with pytest.raises(TypeError, match=r"X must be numeric"):
         net.predict(np.array([["a", "b", "c"]]))
+
+
+def test_x_without_columns_says_what_the_network_expects(asarray):
+    net = anynet.Network([3, 4, 1], seed=0)
+    before = host(net)
+    for X, t in [(np.zeros((4, 0)), XOR_T), (asarray(np.zeros((4, 0))), asarray(XOR_T))]:
+        with pytest.raises(ValueError, match=r"X has 0 features but the network expects 3"):
+            net.fit(X, t, epochs=2, verbose=0)
+        with pytest.raises(ValueError, match=r"X has 0 features but the network expects 3"):
+            net.predict(X)
+    assert_unchanged(net, before)
+    with pytest.raises(ValueError, match=r"weights\[0\] has no columns \(shape \(3, 0\)\); need at least one"):
+        anynet.Network.from_weights([np.zeros((3, 0))])
+
+
+def test_values_that_overflow_the_networks_dtype_are_refused(backend, asarray, rng):
+    # finite in float64, infinite once cast to the network's float32: say so, don't train on inf
+    net = anynet.Network([3, 4, 1], seed=0, dtype="float32", backend=backend)
+    before = host(net)
+    X = rng.uniform(1, 2, size=(4, 3))
+    t = rng.uniform(size=(4, 1))
+    big = (
+        r"X holds 12 value\(s\) too large for float32 \(largest magnitude 2e\+300\); "
+        r"scale the data or use dtype='float64'"
+    )
+    X[0, 0] = 2.0
+    for bad_X, bad_t in [(X * 1e300, t), (asarray(X * 1e300), asarray(t))]:
+        with pytest.raises(ValueError, match=big):
+            net.fit(bad_X, bad_t, epochs=2, verbose=0)
+        with pytest.raises(ValueError, match=big):
+            net.predict(bad_X)
+    with pytest.raises(ValueError, match=r"X_val holds 12 value\(s\) too large for float32"):
+        net.fit(X, t, epochs=2, verbose=0, validation_data=(X * 1e300, t))
+    t_big = t.copy()
+    t_big[1, 0] = -1e300
+    with pytest.raises(ValueError, match=r"t holds 1 value\(s\) too large for float32 \(largest magnitude 1e\+300\)"):
+        net.fit(X, t_big, epochs=2, verbose=0)
+    assert_unchanged(net, before)
+    with pytest.raises(ValueError, match=r"X holds 1 NaN or infinite value\(s\)"):  # the data's own still says so
+        net.predict(np.where(np.arange(12).reshape(4, 3) == 5, np.inf, X))
+
+
+def test_a_single_class_is_refused_by_a_one_output_network():
+    net = anynet.Network([3, 4, 1], seed=0)
+    before = host(net)
+    single = r"single class \(0\) but a one-output network needs two"
+    with pytest.raises(ValueError, match=rf"t holds a {single}"):
+        net.fit(XOR_X, np.zeros(4, dtype=int), loss="binary_cross_entropy", epochs=2, verbose=0)
+    with pytest.raises(ValueError, match=rf"classes holds a {single}"):
+        net.fit(XOR_X, np.zeros(4), classes=[0], loss="binary_cross_entropy", epochs=2, verbose=0)
+    with pytest.raises(ValueError, match=r"classes holds a single class \('yes'\)"):
+        net.fit(XOR_X, np.array(["yes"] * 4), classes=["yes", "yes"], epochs=2, verbose=0)
+    assert_unchanged(net, before)
+    assert net.classes is None
+    assert net.history is None
+    net.fit(XOR_X, np.zeros(4), classes=[0, 1], loss="binary_cross_entropy", epochs=2, verbose=0)
+    assert net.classes.tolist() == [0, 1]

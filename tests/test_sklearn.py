@@ -382,3 +382,16 @@ def test_pipeline_grid_search_and_cross_val_score():
     assert grid.best_score_ > grid.cv_results_["mean_test_score"].min()
     assert grid.score(X, Y) > 0.9
     assert regression.mean() > 0.4
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_values_that_overflow_float32_are_refused_by_name(solver):
+    est = MLPRegressor(**QUIET, solver=solver, dtype="float32")
+    too_large = r"holds 720 value\(s\) too large for float32 \(largest magnitude [\d.]+e\+300\); scale the data"
+    with pytest.raises(ValueError, match=rf"X {too_large}"):
+        fit_quietly(est, X * 1e300, R)
+    with pytest.raises(ValueError, match=r"y holds 240 value\(s\) too large for float32"):
+        fit_quietly(est, X, R * 1e300)
+    fit_quietly(est, X, R)
+    with pytest.raises(ValueError, match=rf"X {too_large}"):
+        est.predict(X * 1e300)

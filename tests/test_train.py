@@ -10,8 +10,10 @@ import pytest
 from conftest import tol
 
 import anynet
+from anynet import activations, losses
 from anynet import backend as B
 from anynet.cli import XOR_T, XOR_X
+from anynet.optimizers import SGD
 from anynet.progress import Progress
 
 
@@ -487,6 +489,102 @@ def test_divergence_in_the_last_step_is_caught():
         net.fit(XOR_X, XOR_T, epochs=1, lr=1e308, verbose=0)
     assert all(np.isfinite(w).all() for w in host(net))
     assert_weights(net, before)
+
+
+@pytest.mark.parametrize("batch_size", [None, 2], ids=["full-batch", "mini-batch"])
+def test_after_a_divergence_the_kept_weights_have_a_finite_loss(batch_size):
+    # a linear model: the loss grows each epoch until it overflows while the weights are still finite
+    net = anynet.Network([3, 1], activation="identity", seed=0, dtype="float32")
+    with pytest.raises(anynet.DivergedError) as info:
+        net.fit(XOR_X, XOR_T, epochs=500, lr=10.0, batch_size=batch_size, verbose=0)
+    assert info.value.history.epochs >= 2
+    assert math.isfinite(net.evaluate(XOR_X, XOR_T)["loss"])
+    history = net.fit(XOR_X, XOR_T, epochs=5, lr=1e-6, verbose=0)  # a smaller lr goes on from there
+    assert all(math.isfinite(v) for v in history.loss)
+
+
+@pytest.mark.skip_backend(*(set(B.BACKENDS) - {"jax"}), reason="the fused lax.scan chunks are JAX's compiled engine")
+def test_a_divergence_at_a_compiled_chunks_first_epoch_keeps_the_chunk_befores_weights(monkeypatch):
+    monkeypatch.setattr("anynet.train.CHUNK", 1)  # every epoch is a chunk of its own
+    net = anynet.Network([3, 1], activation="identity", seed=0, dtype="float32")
+    with pytest.raises(anynet.DivergedError):
+        net.fit(XOR_X, XOR_T, epochs=500, lr=10.0, verbose=0, engine="compiled")
+    assert math.isfinite(net.evaluate(XOR_X, XOR_T)["loss"])
+
+
+def test_training_records_no_autograd_history(backend, asarray):
+    if backend != "torch":
+        pytest.skip("requires_grad is torch's; the other backends have no autograd graph to extend")
+    import torch
+
+    X = asarray(XOR_X).requires_grad_(True)
+    t = asarray(XOR_T).requires_grad_(True)
+    weights = [asarray(np.full((3, 4), 0.1)).requires_grad_(True), asarray(np.full((4, 1), 0.2))]
+    for net in (anynet.Network([3, 4, 1], seed=0), anynet.Network.from_weights(weights)):
+        net.fit(X, t, epochs=3, verbose=0, callbacks=[lambda epoch, logs: None])
+        net.fit(X, t, epochs=3, verbose=0, validation_data=(X, t), batch_size=2)
+        for a in net.weights + net.biases + [net.predict(X)]:
+            assert not a.requires_grad
+            assert a.grad_fn is None
+    assert torch.is_grad_enabled()  # fit leaves autograd as it found it
+
+
+# --------------------------------------------------------------------------- interrupts
+
+
+def interrupted_fit(error, monkeypatch, *, batch_size=None, in_step=None):
+    """Fit that raises ``error`` from a callback at epoch 3, or from inside the engine's step call
+    number ``in_step`` (after the step's update, the worst moment); returns the network, the weights
+    after each completed epoch, and the exception."""
+    net = anynet.Network([3, 4, 1], seed=0, dtype="float64")
+    keep, kept = snapshots()
+
+    def interrupt(epoch, logs):
+        if in_step is None and epoch == 3:
+            raise error
+
+    if in_step is not None:
+        acts = (activations.get("sigmoid"),) * 2
+        Engine = anynet.engines.select("auto", net.backend, acts=acts, loss=losses.get("half_sse"), opt=SGD())
+        calls = itertools.count(1)
+        step = Engine.step
+
+        def failing_step(self, X, t, lr):
+            out = step(self, X, t, lr)
+            if next(calls) == in_step:
+                raise error
+            return out
+
+        monkeypatch.setattr(Engine, "step", failing_step)
+    with pytest.raises(type(error)) as info:
+        net.fit(XOR_X, XOR_T, epochs=20, batch_size=batch_size, callbacks=[keep, interrupt], verbose=0)
+    return net, kept, info.value
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), RuntimeError("a callback failed")], ids=["ctrl-c", "error"])
+@pytest.mark.parametrize("batch_size", [None, 2], ids=["full-batch", "mini-batch"])
+def test_an_exception_in_a_callback_keeps_the_completed_epochs(error, batch_size, monkeypatch):
+    net, kept, raised = interrupted_fit(error, monkeypatch, batch_size=batch_size)
+    assert raised is error
+    assert len(kept) == 4  # epochs 0 to 3 ran, and the callback of epoch 3 raised
+    assert net.history.epochs == 4
+    assert net.epochs_trained == 4
+    assert_weights(net, kept[-1])
+    assert net.history.loss[0] > net.history.loss[-1]
+    net.fit(XOR_X, XOR_T, epochs=2, verbose=0)  # and training goes on from there
+    assert net.epochs_trained == 6
+
+
+@pytest.mark.parametrize("batch_size", [None, 2], ids=["full-batch", "mini-batch"])
+def test_an_interrupt_inside_a_step_keeps_the_last_completed_epoch(batch_size, monkeypatch):
+    steps_per_epoch = 1 if batch_size is None else 2
+    net, kept, _ = interrupted_fit(
+        KeyboardInterrupt(), monkeypatch, batch_size=batch_size, in_step=3 * steps_per_epoch + 1
+    )
+    assert len(kept) == 3
+    assert net.history.epochs == 3
+    assert net.epochs_trained == 3
+    assert_weights(net, kept[-1])
 
 
 # --------------------------------------------------------------------------- option errors

@@ -16,8 +16,6 @@ import numpy as np
 
 from .. import core
 
-#: epochs per compiled chunk: between chunks the loop reports progress
-CHUNK = 10000
 #: epochs per scan iteration: unrolling cuts the per-iteration cost of the XLA loop on tiny networks
 UNROLL = 8
 
