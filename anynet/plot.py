@@ -48,14 +48,16 @@ def _matplotlib(what: str):
 
 def _target(path: str | os.PathLike, what: str, suffixes: tuple[str, ...]) -> Path:
     """``path`` checked as a picture to write, before any work is spent on it."""
-    if Path(path).suffix.lower() not in suffixes:
+    path = writable_path(path, f"cannot write the picture to {str(path)!r}", "picture" + suffixes[0])
+    if path.suffix.lower() not in suffixes:
         msg = f"{what} writes {' or '.join(suffixes)} files; give a path ending in one of them, not {str(path)!r}"
         raise ValueError(msg)
-    return writable_path(path, f"cannot write the picture to {str(path)!r}", "picture" + suffixes[0])
+    return path
 
 
 def _picture_suffixes(Figure) -> tuple[str, ...]:
-    return tuple(f".{s}" for s in Figure().canvas.get_supported_filetypes())
+    found = Figure().canvas.get_supported_filetypes()
+    return (".png", *(f".{s}" for s in found if s != "png"))
 
 
 def _plane(net, X: Any, what: str) -> np.ndarray:
@@ -219,7 +221,7 @@ def training_movie(
     continues from the current weights; ``patience`` is refused (early stopping cannot span the
     chunks), and a callback that stops training ends the movie there. Everything is checked before
     training starts, and the file is written only when the last frame is drawn. Returns the whole
-    run's ``History``.
+    run's ``History``, which is also ``net.history``.
     """
     Figure = _matplotlib("training_movie")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -254,7 +256,7 @@ def training_movie(
         shots.append(grid.predict(net, Xh)[0])
         if histories[-1].stopped_early:  # a callback said stop: the movie ends here
             break
-    history = _joined(histories)
+    history = net.history = _joined(histories)  # the whole run, as a saved model should keep it
     # each frame: the epochs run so far (a callback may stop a chunk early) and the last epoch's loss
     ran = np.cumsum([0] + [h.epochs for h in histories])
     losses = [histories[0].loss[0]] + [h.loss[-1] for h in histories]
