@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib.util
+import importlib
 import io
 import os
 import sys
@@ -96,9 +96,15 @@ def _writable(path: str, flag: str, suffixes: Sequence[str]) -> Path:
 
 
 def _need_matplotlib(flags: Sequence[str]) -> None:
-    if flags and importlib.util.find_spec("matplotlib") is None:
-        msg = f'{" and ".join(flags)} draw with matplotlib, which is not installed; pip install "anynet[plot]"'
-        raise UserError(msg)
+    """matplotlib imported now, if ``flags`` ask for pictures: a missing one is told before any training."""
+    if not flags:
+        return
+    try:
+        importlib.import_module("matplotlib.figure")
+    except ImportError:
+        what = " and ".join(flags)
+        msg = f'{what}: pictures are drawn with matplotlib, which is not installed; pip install "anynet[plot]"'
+        raise UserError(msg) from None
 
 
 def _check_pictures(args: argparse.Namespace, table: D.Table, boundary: Path | None, movie: Path | None) -> None:
@@ -106,12 +112,16 @@ def _check_pictures(args: argparse.Namespace, table: D.Table, boundary: Path | N
     flags = [flag for flag, path in (("--boundary", boundary), ("--movie", movie)) if path is not None]
     if flags and table.X.shape[1] != 2:
         msg = (
-            f"{' and '.join(flags)} draw the class regions over the plane of 2 features, but {table.source!r} has "
-            f"{table.X.shape[1]}; leave {' and '.join(flags)} out, or train on moons, spirals, xor or a 2-column file"
+            f"{' and '.join(flags)}: the class regions are drawn over the plane of 2 features, but "
+            f"{table.source!r} has {table.X.shape[1]}; leave {' and '.join(flags)} out, or train on moons, spirals, "
+            "xor or a 2-column file"
         )
         raise UserError(msg)
     if flags and not D.is_categorical(table.t):
-        msg = f"{' and '.join(flags)} draw the regions of classes, but {table.target!r} holds values to regress"
+        msg = (
+            f"{' and '.join(flags)}: the regions are those of classes, but {table.target!r} in {table.source!r} "
+            "holds values to regress; leave them out"
+        )
         raise UserError(msg)
     if movie is not None and args.patience is not None:
         msg = "--movie trains in chunks between its frames, and early stopping (--patience) cannot span them; drop one"
@@ -176,8 +186,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """The seed: a 3-4-1 sigmoid network learns XOR by full-batch gradient descent, lr 1, ½Σ(y−t)²."""
     from .network import Network
 
-    pictures = _demo_pictures(args.plot) if args.plot else None
     backend, device = _place(args.backend, args.device)
+    pictures = _demo_pictures(args.plot) if args.plot else None
     net = Network(
         [3, 4, 1],
         activation="sigmoid",
@@ -228,6 +238,7 @@ DEMO_PICTURES = ("xor-boundary.png", "xor-weights-before.png", "xor-weights-afte
 
 def _demo_pictures(folder: str) -> list[Path]:
     """The demo's picture files in ``folder`` (made if its parent exists), checked before training."""
+    _need_matplotlib(["--plot"])
     where = Path(folder)
     if not where.exists() and where.parent.is_dir():
         where.mkdir()
@@ -235,7 +246,6 @@ def _demo_pictures(folder: str) -> list[Path]:
         what = "is a file" if where.exists() else "does not exist, nor does the folder it would go in"
         msg = f"--plot {folder!r}: give a folder for the demo's pictures; this one {what}"
         raise UserError(msg)
-    _need_matplotlib(["--plot"])
     return [_writable(str(where / name), "--plot", (".png",)) for name in DEMO_PICTURES]
 
 
