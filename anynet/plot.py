@@ -273,22 +273,26 @@ def training_movie(
         title.set_text(f"epoch {epoch:>{len(str(epochs))}}  loss {value:.4f}")
         canvas.draw()
         pictures.append(Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).convert("RGB"))
-    atomic_write(path, lambda tmp: _save_gif(pictures, tmp))
+    atomic_write(path, lambda tmp: _save_gif(pictures, tmp, colours))
     return history
 
 
-def _save_gif(pictures: list, path: Path) -> None:
-    """An animated GIF of RGB ``pictures``, all on one palette drawn from the first and the last: a
-    palette per frame (as matplotlib's PillowWriter makes) changes every pixel's index from one frame
-    to the next, so no frame could be stored as its difference from the one before, and the file
-    came out about twice as large."""
+def _save_gif(pictures: list, path: Path, colours: np.ndarray) -> None:
+    """An animated GIF of RGB ``pictures``, all on one palette drawn from the first and the last and
+    the points' ``colours``: a palette per frame (as matplotlib's PillowWriter makes) changes every
+    pixel's index from one frame to the next, so no frame could be stored as its difference from the
+    one before, and the file came out about twice as large."""
     from PIL import Image
 
     first, last = pictures[0], pictures[-1]
     both = Image.new("RGB", (first.width + last.width, first.height))
     both.paste(first)
     both.paste(last, (first.width, 0))
-    palette = both.quantize(colors=GIF_COLOURS, dither=Image.Dither.NONE)
+    # the points' own colours are added by hand: they cover too few pixels to win a place by count
+    found = both.quantize(colors=GIF_COLOURS - len(colours), dither=Image.Dither.NONE).getpalette()
+    found = found[: 3 * (GIF_COLOURS - len(colours))]
+    palette = Image.new("P", (1, 1))
+    palette.putpalette(found + np.round(255 * colours).astype(int).ravel().tolist())
     frames = [p.quantize(palette=palette, dither=Image.Dither.NONE) for p in pictures]
     frames[0].save(
         path, format="GIF", save_all=True, append_images=frames[1:], duration=1000 // FPS, loop=0, optimize=True
