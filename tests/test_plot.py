@@ -116,6 +116,9 @@ def test_training_movie_writes_a_gif_of_the_frames(tmp_path, moons, backend):
         assert im.size == (320, 320)
         assert im.n_frames == 5
         assert im.is_animated
+        palette = np.asarray(im.getpalette()).reshape(-1, 3)
+    for colour in np.round(255 * plot._colours(2)):  # the points' colours, exact, though they are few pixels
+        assert (palette == colour).all(axis=1).any(), colour
     assert net.backend == backend
     assert history.epochs == net.epochs_trained == 12
     assert net.history is history
