@@ -801,6 +801,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a network on DATA, save it (--out), and print a summary on stdout.",
         epilog=DATA_HELP + "\nexamples:\n"
         "  anynet train digits --hidden 64,32 --epochs 30 --standardize --plot loss.png\n"
+        "  anynet train moons --boundary boundary.png --movie learning.gif\n"
         "  anynet train flowers.csv --target species --out flowers.npz\n"
         "  anynet train houses.csv --target price --output identity --standardize",
         formatter_class=_Help,
