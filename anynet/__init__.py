@@ -1,7 +1,7 @@
 """anynet: a small neural-network library whose forward pass, backprop and update are written once
 against the Python Array API standard, and run on NumPy, CuPy, PyTorch, JAX, Dask and array-api-strict."""
 
-from . import activations, losses, optimizers
+from . import activations, losses, optimizers, plot
 from .backend import BackendError, backends, to_numpy, use
 from .io import CheckpointError, load, save
 from .network import Network
@@ -21,6 +21,7 @@ __all__ = [
     "load",
     "losses",
     "optimizers",
+    "plot",
     "save",
     "to_numpy",
     "use",

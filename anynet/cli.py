@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib.util
+import importlib
 import io
 import os
 import sys
@@ -30,6 +30,8 @@ XOR_X = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]])
 XOR_T = np.array([[0, 1, 1, 0]]).T
 
 PLOT_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
+#: pictures in a training movie (--movie), fewer for a run of fewer epochs
+MOVIE_FRAMES = 30
 #: datasets with at least this many rows hold out 20% for validation unless --validation-split says
 AUTO_SPLIT_ROWS = 50
 
@@ -86,6 +88,39 @@ def _writable(path: str, flag: str, suffixes: Sequence[str]) -> Path:
         return writable_path(path, f"{flag} {path!r}", "out" + suffixes[0])
     except OSError as exc:
         raise UserError(str(exc)) from None
+
+
+def _need_matplotlib(flags: Sequence[str]) -> None:
+    """matplotlib imported now, if ``flags`` ask for pictures: a missing one is told before any training."""
+    if not flags:
+        return
+    try:
+        importlib.import_module("matplotlib.figure")
+    except ImportError:
+        what = " and ".join(flags)
+        msg = f'{what}: pictures are drawn with matplotlib, which is not installed; pip install "anynet[plot]"'
+        raise UserError(msg) from None
+
+
+def _check_pictures(args: argparse.Namespace, table: D.Table, boundary: Path | None, movie: Path | None) -> None:
+    """--boundary and --movie draw the plane of 2 features: other data is refused before training."""
+    flags = [flag for flag, path in (("--boundary", boundary), ("--movie", movie)) if path is not None]
+    if flags and table.X.shape[1] != 2:
+        msg = (
+            f"{' and '.join(flags)}: the class regions are drawn over the plane of 2 features, but "
+            f"{table.source!r} has {table.X.shape[1]}; leave {' and '.join(flags)} out, or train on moons, spirals, "
+            "xor or a 2-column file"
+        )
+        raise UserError(msg)
+    if flags and not D.is_categorical(table.t):
+        msg = (
+            f"{' and '.join(flags)}: the regions are those of classes, but {table.target!r} in {table.source!r} "
+            "holds values to regress; leave them out"
+        )
+        raise UserError(msg)
+    if movie is not None and args.patience is not None:
+        msg = "--movie trains in chunks between its frames, and early stopping (--patience) cannot span them; drop one"
+        raise UserError(msg)
 
 
 def _load_model(path: str):
@@ -147,6 +182,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .network import Network
 
     backend, device = _place(args.backend, args.device)
+    pictures = _demo_pictures(args.plot) if args.plot else None
     net = Network(
         [3, 4, 1],
         activation="sigmoid",
@@ -166,6 +202,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(_fmt(XOR_X), file=out)
     for i, W in enumerate(net.weights, 1):
         print(f"initial W{i} {tuple(W.shape)}:\n{_fmt(B.to_numpy(W))}", file=out)
+    untrained = net.to()  # a copy, for the picture of the weights before training
     start = time.perf_counter()
     history = net.fit(XOR_X, XOR_T, epochs=args.epochs, lr=1.0, loss="half_sse", verbose=0)
     every = max(args.epochs // 6, 1)
@@ -178,7 +215,50 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("  input     target  prediction", file=out)
     for x, t, p in zip(XOR_X, XOR_T[:, 0], y, strict=True):
         print(f"  {x[0]} {x[1]} (1)      {t}      {p:.3f}", file=out)
+    if pictures is not None:
+        from . import plot
+
+        boundary, before, after = pictures
+        title = f"the seed's 3-4-1 on XOR after {history.epochs} epochs"
+        plot.decision_boundary(_bias_folded(net), XOR_X[:, :2], XOR_T, boundary, title=title)
+        plot.weights(untrained, before)
+        plot.weights(net, after)
+        print(f"pictures: {boundary}, {before}, {after}", file=out)
     return 0
+
+
+#: what ``anynet demo --plot DIR`` writes in DIR
+DEMO_PICTURES = ("xor-boundary.png", "xor-weights-before.png", "xor-weights-after.png")
+
+
+def _demo_pictures(folder: str) -> list[Path]:
+    """The demo's picture files in ``folder`` (made if its parent exists), checked before training."""
+    _need_matplotlib(["--plot"])
+    where = Path(folder)
+    if not where.exists() and where.parent.is_dir():
+        where.mkdir()
+    if not where.is_dir():
+        what = "is a file" if where.exists() else "does not exist, nor does the folder it would go in"
+        msg = f"--plot {folder!r}: give a folder for the demo's pictures; this one {what}"
+        raise UserError(msg)
+    return [_writable(str(where / name), "--plot", (".png",)) for name in DEMO_PICTURES]
+
+
+def _bias_folded(net):
+    """The seed's network as a function of (x1, x2) alone: its third input is always 1, so that
+    input's weights are a bias, and ``X @ W1`` over ``[x1, x2, 1]`` is ``[x1, x2] @ W1[:2] + W1[2]``."""
+    from .network import Network
+
+    W1, W2 = (B.to_numpy(W) for W in net.weights)
+    biases = [W1[2], np.zeros(W2.shape[1])]
+    return Network.from_weights(
+        [W1[:2], W2],
+        biases,
+        activation=net.activation,
+        dtype=B.dtype_name(net.dtype),
+        backend=net.backend,
+        device=net.device,
+    )
 
 
 # --------------------------------------------------------------------------- train
@@ -227,10 +307,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     say = _logger(args.quiet)
     out = _writable(args.out, "--out", (".npz",))
     plot = _writable(args.plot, "--plot", PLOT_SUFFIXES) if args.plot else None
-    if plot is not None and importlib.util.find_spec("matplotlib") is None:
-        msg = 'the loss plot (--plot) needs matplotlib, which is not installed; pip install "anynet[plot]"'
-        raise UserError(msg)
+    boundary = _writable(args.boundary, "--boundary", PLOT_SUFFIXES) if args.boundary else None
+    movie = _writable(args.movie, "--movie", (".gif",)) if args.movie else None
+    asked = [flag for flag, path in (("--plot", plot), ("--boundary", boundary), ("--movie", movie)) if path]
+    _need_matplotlib(asked)
     table = D.load(args.data, target=args.target, seed=args.seed)
+    _check_pictures(args, table, boundary, movie)
     task, output, loss, n_out = _task(args, table)
     X, t, scaling, t_scaling = table.X, table.t, None, None
     if args.standardize:
@@ -270,20 +352,24 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"({net.device}, {B.dtype_name(net.dtype)}): {args.optimizer} lr {lr:g}, "
         f"batch {batch or 'full'}, {args.epochs} epochs" + (f", {n_val} rows held out for validation" if n_val else "")
     )
+    options = {"lr": lr, "loss": loss, "optimizer": args.optimizer, "batch_size": batch, "validation_split": split}
     with np.errstate(all="ignore"):  # divergence ends in one DivergedError line, not NumPy overflow warnings
-        history = net.fit(
-            X,
-            t,
-            epochs=args.epochs,
-            lr=lr,
-            loss=loss,
-            optimizer=args.optimizer,
-            batch_size=batch,
-            validation_split=split,
-            patience=args.patience,
-            seed=args.seed,
-            verbose=0 if args.quiet else 1,
-        )
+        if movie is not None:
+            from .plot import training_movie
+
+            frames = min(MOVIE_FRAMES, args.epochs + 1)
+            say(f"drawing {frames} frames of the class regions while it trains (no progress bar meanwhile)")
+            history = training_movie(net, X, t, movie, epochs=args.epochs, frames=frames, seed=args.seed, **options)
+        else:
+            history = net.fit(
+                X,
+                t,
+                epochs=args.epochs,
+                patience=args.patience,
+                seed=args.seed,
+                verbose=0 if args.quiet else 1,
+                **options,
+            )
     net.metadata = {
         "made_by": f"anynet {__version__} train",
         "data": table.source,
@@ -298,8 +384,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     if plot is not None:
         title = f"{Path(table.source).name}: loss per epoch ({net.backend}, {net.device})"
         atomic_write(plot, lambda tmp: history.plot(str(tmp), title=title))
+    if boundary is not None:
+        from .plot import decision_boundary
+
+        decision_boundary(net, X, t, boundary)
+    pictures = [("loss plot", plot), ("boundary", boundary), ("movie", movie)]
     kept = history.best_epoch if args.patience is not None and history.best_epoch is not None else -1
-    _print_summary(net, history, kept, table, task, n_val, lr, batch, args, out, plot)
+    _print_summary(net, history, kept, table, task, n_val, lr, batch, args, out, pictures)
     return 0
 
 
@@ -309,7 +400,7 @@ def _pct_or_loss(values: list[float], kept: int, percent: bool) -> str:
     return f"{100 * values[kept]:.1f}%" if percent else f"{values[kept]:.4g}"
 
 
-def _print_summary(net, history, kept, table, task, n_val, lr, batch, args, out, plot) -> None:
+def _print_summary(net, history, kept, table, task, n_val, lr, batch, args, out, pictures) -> None:
     """The table at the end of ``train``, on stdout."""
     rows = [("loss", _pct_or_loss(history.loss, kept, False), _pct_or_loss(history.val_loss, kept, False))]
     if task == "classification":
@@ -334,8 +425,7 @@ def _print_summary(net, history, kept, table, task, n_val, lr, batch, args, out,
         ("training", f"{args.optimizer}, lr {lr:g}, batch {batch or 'full'}, loss {net.metadata['loss']}"),
         ("model", str(out)),
     ]
-    if plot is not None:
-        facts.append(("loss plot", str(plot)))
+    facts += [(name, str(path)) for name, path in pictures if path is not None]
     if net.metadata.get("target_standardize"):
         facts.insert(5, ("scaling", f"features and {table.target!r} standardised; the loss is on the scaled target"))
     elif net.metadata.get("standardize"):
@@ -687,6 +777,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--epochs", type=int, default=60000, help="full-batch passes (default: 60000, as the seed)")
     demo.add_argument("--seed", type=int, default=1, help="seed for the initial weights (default: 1)")
+    demo.add_argument(
+        "--plot",
+        default=None,
+        metavar="DIR",
+        help=f"draw the class regions and the weights before and after training into DIR: {', '.join(DEMO_PICTURES)}",
+    )
     _add_place(demo)
     demo.add_argument(
         "--dtype", choices=["float32", "float64"], default=None, help="float precision (default: the backend's)"
@@ -700,6 +796,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a network on DATA, save it (--out), and print a summary on stdout.",
         epilog=DATA_HELP + "\nexamples:\n"
         "  anynet train digits --hidden 64,32 --epochs 30 --standardize --plot loss.png\n"
+        "  anynet train moons --boundary boundary.png --movie learning.gif\n"
         "  anynet train flowers.csv --target species --out flowers.npz\n"
         "  anynet train houses.csv --target price --output identity --standardize",
         formatter_class=_Help,
@@ -775,6 +872,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     outputs.add_argument(
         "--plot", default=None, metavar="FILE.png", help="save a plot of the loss per epoch (png, svg, pdf)"
+    )
+    outputs.add_argument(
+        "--boundary",
+        default=None,
+        metavar="FILE.png",
+        help="save the class regions the network draws over the plane, with the points (2-feature data)",
+    )
+    outputs.add_argument(
+        "--movie",
+        default=None,
+        metavar="FILE.gif",
+        help=f"save an animated GIF of the class regions as the network learns, {MOVIE_FRAMES} frames (2-feature data)",
     )
     outputs.add_argument("-q", "--quiet", action="store_true", help="no progress or logs on stderr; just the summary")
     train.set_defaults(func=cmd_train)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import anynet
 from anynet import backend as B
@@ -42,6 +43,7 @@ class Started:
     def __init__(self, command: str, *extra, cwd: Path, env: dict | None = None) -> None:
         environ = {k: v for k, v in os.environ.items() if not k.startswith("ANYNET_")} | (env or {})
         self.args = [*ANYNET, *argv(command, extra)]
+        self.cwd = cwd
         pipe = subprocess.PIPE
         self.proc = subprocess.Popen(self.args, cwd=cwd, env=environ, stdout=pipe, stderr=pipe, text=True)
 
@@ -161,6 +163,7 @@ def started(backend, place, tmp_path_factory) -> dict[str, Started]:
     both = ",".join(dict.fromkeys(["numpy", backend]))
     jobs = {
         "demo": Started("demo --epochs 30", *place, cwd=folder),
+        "demo plot": Started("demo --epochs 30 --plot pictures", *place, cwd=folder),
         "backends": Started("backends", cwd=folder),
         "bench": Started("bench --seconds 0.2 --epochs 50 --backends", both, cwd=folder),
         "gpu": Started("train good.csv --device cuda:7 --backend", backend, cwd=folder),
@@ -185,7 +188,7 @@ def test_help_lists_the_commands_and_the_train_options(started):
         assert re.search(rf"^\s+{command}\s+\w", top, re.M), command
     train = succeeded(started["train help"].wait()).stdout
     options = "--hidden --activation --output --loss --optimizer --lr --epochs --batch-size --validation-split"
-    options += " --patience --seed --backend --device --dtype --standardize --out --plot --quiet"
+    options += " --patience --seed --backend --device --dtype --standardize --out --plot --boundary --movie --quiet"
     for option in options.split():
         assert re.search(rf"^\s+(-\w, )?{option}\b", train, re.M), option
     for dataset in D.BUILTINS:
@@ -205,6 +208,20 @@ def test_demo_prints_the_seeds_story(started, backend, device):
 
 
 # --------------------------------------------------------------------------- train, predict, evaluate
+
+
+def test_demo_draws_the_xor_regions_and_the_weights_before_and_after(started):
+    proc = succeeded(started["demo plot"].wait())
+    names = ("xor-boundary.png", "xor-weights-before.png", "xor-weights-after.png")
+    assert proc.stdout.splitlines()[-1] == "pictures: " + ", ".join(f"pictures/{n}" for n in names)
+    folder = started["demo plot"].cwd / "pictures"  # made by the demo
+    sizes = {}
+    for name in names:
+        with Image.open(folder / name) as im:
+            assert im.format == "PNG"
+            sizes[name] = im.size
+    assert sizes == {names[0]: (400, 400), names[1]: (610, 320), names[2]: (610, 320)}  # 3-4-1: two layers
+    assert (folder / names[1]).read_bytes() != (folder / names[2]).read_bytes()
 
 
 def test_csv_round_trip_train_predict_evaluate(tmp_path, backend, device, place):
@@ -397,6 +414,37 @@ def test_npz_data_with_X_and_y_and_a_loss_plot(tmp_path, capsys):
     assert set(labels) <= set(SPECIES)
 
 
+def test_train_draws_the_class_regions_and_a_movie_of_them(tmp_path, capsys, place):
+    model, boundary, movie = tmp_path / "m.npz", tmp_path / "boundary.png", tmp_path / "learning.gif"
+    command = "train moons --epochs 6 --batch-size full --quiet"
+    code, out, err = main(capsys, command, "--out", model, "--boundary", boundary, "--movie", movie, *place)
+    assert code == 0, err
+    assert err == ""
+    assert summary_row(out, "boundary") == [str(boundary)]
+    assert summary_row(out, "movie") == [str(movie)]
+    with Image.open(boundary) as im:
+        assert (im.format, im.size) == ("PNG", (400, 400))
+    with Image.open(movie) as im:
+        assert (im.format, im.size, im.n_frames) == ("GIF", (320, 320), 7)  # the untrained net and 6 epochs
+    assert mode(movie) == default_mode()
+    saved = anynet.load(model, backend="numpy")
+    assert saved.history.epochs == saved.epochs_trained == 6  # the whole run, not the movie's last chunk
+    assert summary_row(out, "epochs") == ["run", "6", "of", "6"]
+
+
+def test_pictures_without_matplotlib_fail_before_training(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.setitem(sys.modules, name, None)  # `import matplotlib...` now raises ImportError
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    for command in ("train moons --boundary b.png", "train moons --movie m.gif", "demo --plot pictures"):
+        code, out, err = main(capsys, command, "--backend", "numpy")
+        assert code == 1
+        assert out == ""
+        assert 'pictures are drawn with matplotlib, which is not installed; pip install "anynet[plot]"' in err
+    assert list(tmp_path.iterdir()) == []  # no model, no picture, no folder
+
+
 def test_early_stopping_keeps_the_best_epoch(tmp_path, capsys, place):
     model = tmp_path / "m.npz"
     command = "train moons --lr 0.3 --patience 1 --epochs 40 --batch-size full --quiet"
@@ -444,6 +492,8 @@ def trained(tmp_path, capsys, monkeypatch):
     (tmp_path / "nolabel.csv").write_text("a,b\n1,2\n")
     (tmp_path / "lacks.csv").write_text("a,label\n1,x\n")
     (tmp_path / "numbers.csv").write_text("a,y\n" + "".join(f"{i},{i * 0.37}\n" for i in range(30)))
+    (tmp_path / "values.csv").write_text("a,b,y\n" + "".join(f"{i},{i % 4},{i * 0.37}\n" for i in range(30)))
+    (tmp_path / "three.csv").write_text("a,b,c,label\n" + "".join(f"{i},{i % 3},{i % 5},{i % 2}\n" for i in range(12)))
     assert main(capsys, "train good.csv --epochs 2 --out m.npz --quiet --backend numpy")[0] == 0
     return tmp_path
 
@@ -464,15 +514,28 @@ def trained(tmp_path, capsys, monkeypatch):
         ("predict m.npz good.csv --out p.txt", "give a file name ending in .csv"),
         ("evaluate m.npz nolabel.csv", "has no target column 'label' to evaluate against"),
         ("evaluate m.npz other.csv", "label(s) ['z'] in 'label' that the model never saw"),
+        (
+            "train three.csv --boundary b.png --movie m.gif",
+            "--boundary and --movie: the class regions are drawn over the plane of 2 features, but 'three.csv' has 3",
+        ),
+        ("train values.csv --boundary b.png", "the regions are those of classes, but 'y' in 'values.csv' holds values"),
+        ("train good.csv --boundary b.gif", "--boundary 'b.gif': give a file name ending in .png"),
+        ("train good.csv --movie m.png", "--movie 'm.png': give a file name ending in .gif"),
+        ("train good.csv --movie no/m.gif", "the folder 'no' does not exist"),
+        ("train good.csv --movie m.gif --patience 2", "early stopping (--patience) cannot span them; drop one"),
+        ("demo --plot good.csv", "--plot 'good.csv': give a folder for the demo's pictures; this one is a file"),
+        ("demo --plot no/pictures", "this one does not exist, nor does the folder it would go in"),
     ],
 )
 def test_more_user_errors(trained, capsys, command, message):
+    files = sorted(trained.iterdir())
     code, out, err = main(capsys, command)
     assert code == 1
     assert out == ""
     assert message in err
     assert err.startswith("anynet: error: ")
     assert len(err.strip().splitlines()) == 1
+    assert sorted(trained.iterdir()) == files  # nothing written: no model, no picture
 
 
 def test_debug_after_the_command_raises_too(trained):
