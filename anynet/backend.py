@@ -434,6 +434,7 @@ class BufferOps:
             return
         m = np if name == "numpy" else _import(name)
         self.lib = m
+        self.matmul = m.dot  # dot(a, b, out) straight to BLAS, no Python frame in between
         self.add, self.subtract, self.multiply, self.divide = m.add, m.subtract, m.multiply, m.divide
         self.tanh, self.exp, self.log, self.sqrt, self.greater = m.tanh, m.exp, m.log, m.sqrt, m.greater
         self.empty_like, self.vdot = m.empty_like, m.vdot
@@ -453,10 +454,9 @@ class BufferOps:
         return self.lib.empty(shape, dtype=like.dtype)
 
     def matmul(self, a, b, out):
-        """``out = a @ b`` for 2-D ``a`` and ``b`` (transposed views welcome)."""
-        if self.name == "torch":
-            return self.lib.mm(a, b, out=out)
-        return self.lib.dot(a, b, out=out)
+        """``out = a @ b`` for 2-D ``a`` and ``b`` (transposed views welcome); NumPy and CuPy replace
+        this with their ``dot`` on the instance."""
+        return self.lib.mm(a, b, out=out)
 
     def linear(self, a, W, b, out):
         """``out = a @ W + b`` (``b`` may be ``None``); one fused call where the library has one."""

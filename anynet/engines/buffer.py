@@ -111,7 +111,7 @@ class Buffer:
         outs = []
         a = X
         for i, (W, b) in enumerate(layers):
-            z = ops.linear(a, W, b, zs[i])
+            z = ops.matmul(a, W, zs[i]) if b is None else ops.linear(a, W, b, zs[i])
             act = acts[i]
             a = act.f(z, xp=self._xp) if act.f_out is None else act.f_out(ops, z, ys[i])
             outs.append(a)
