@@ -323,7 +323,8 @@ def test_any_single_damaged_byte_loads_identically_or_raises_checkpoint_error(tm
                 continue
             loaded += 1
             assert same(content(net), want), f"byte {i} ^ {flip:#x} loaded different content"
-    assert refused > 0 and loaded > 0
+    assert refused > 0
+    assert loaded > 0
 
 
 def npy_bytes(shape, data):
@@ -479,7 +480,9 @@ def test_a_save_clears_what_a_killed_save_left_and_nothing_else(tmp_path):
     killed = subprocess.run([sys.executable, "-c", KILLED_MID_SAVE, str(path)], check=False)
     assert killed.returncode == -signal.SIGKILL
     left = [p.name for p in tmp_path.iterdir()]
-    assert len(left) == 1 and left[0].startswith(".net.npz.") and not path.exists()
+    assert len(left) == 1
+    assert left[0].startswith(".net.npz.")
+    assert not path.exists()
 
     from anynet.io import _HOST
 
@@ -499,3 +502,12 @@ def test_a_save_clears_what_a_killed_save_left_and_nothing_else(tmp_path):
         finally:
             live.kill()
     anynet.load(path)
+
+
+def test_the_history_keeps_whether_the_best_weights_were_restored(tmp_path):
+    net = anynet.Network([3, 4, 1], seed=0)
+    net.fit(XOR_X, XOR_X[:, :1], epochs=6, lr=2.0, validation_data=(XOR_X, 1 - XOR_X[:, :1]), patience=2, verbose=0)
+    assert net.history.restored_best
+    back = anynet.load(anynet.save(net, tmp_path / "net.npz"))
+    assert back.history.restored_best
+    assert back.history.best_epoch == net.history.best_epoch
