@@ -28,15 +28,17 @@ class BackendInfo:
     module: str
     extra: str | None
     gpu_only: bool = False
+    #: no CUDA device whatever the machine has: a GPU needs another backend
+    cpu_only: bool = False
 
 
 BACKENDS: dict[str, BackendInfo] = {
-    "numpy": BackendInfo("numpy", "numpy", None),
+    "numpy": BackendInfo("numpy", "numpy", None, cpu_only=True),
     "cupy": BackendInfo("cupy", "cupy", "cupy", gpu_only=True),
     "torch": BackendInfo("torch", "torch", "torch"),
     "jax": BackendInfo("jax", "jax", "jax"),
-    "dask": BackendInfo("dask", "dask.array", "dask"),
-    "array_api_strict": BackendInfo("array_api_strict", "array_api_strict", "strict"),
+    "dask": BackendInfo("dask", "dask.array", "dask", cpu_only=True),
+    "array_api_strict": BackendInfo("array_api_strict", "array_api_strict", "strict", cpu_only=True),
 }
 
 
@@ -198,7 +200,10 @@ def native_device(name: str, device: str | None) -> Any:
         dev = "cuda:0"
     if name in ("numpy", "dask"):
         if dev not in (None, "cpu"):
-            msg = f"backend {name!r} runs on the CPU only; device {device!r} is not available"
+            msg = (
+                f"backend {name!r} runs on the CPU only; device {device!r} is not available. "
+                "For a CUDA GPU use backend='torch' or backend='cupy'"
+            )
             raise BackendError(msg)
         return "cpu"
     if name == "array_api_strict":

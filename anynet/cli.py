@@ -70,6 +70,12 @@ def _place(backend: str | None, device: str | None) -> tuple[str, str | None]:
         msg = f"{exc}; `anynet backends` lists what this machine has"
         raise UserError(msg) from None
     wants_gpu = B.BACKENDS[name].gpu_only or str(device or "").strip().lower().startswith(("cuda", "gpu"))
+    if wants_gpu and B.BACKENDS[name].cpu_only:
+        msg = (
+            f"--device {device}: the {name} backend runs on the CPU only; for a CUDA GPU use --backend torch "
+            "or --backend cupy. `anynet backends` lists what this machine has"
+        )
+        raise UserError(msg)
     if wants_gpu and not any(d.startswith("cuda") for d in found):
         asked = f"--device {device}" if device else f"--backend {name}"
         msg = (
@@ -105,7 +111,53 @@ def _load_model(path: str):
     if Path(path).is_file() and not zipfile.is_zipfile(path):
         msg = f"{path!r} is not an anynet model (models are .npz files written by `anynet train --out`); {order}"
         raise UserError(msg)
-    return load(path, backend="numpy")
+    net = load(path, backend="numpy")
+    _check_metadata(net, path)
+    return net
+
+
+def _numbers(value, n: int | None, positive: bool = False) -> bool:
+    """``value`` is ``n`` finite numbers (one number if ``n`` is None), each > 0 if ``positive``."""
+    values = [value] if n is None else value
+    if not isinstance(values, list) or (n is not None and len(values) != n):
+        return False
+    ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in values)
+    return ok and (not positive or all(v > 0 for v in values))
+
+
+def _check_metadata(net, path: str) -> None:
+    """The metadata ``anynet train`` wrote, checked before the commands read it: a model edited by hand
+    gets one line that names the entry, not a traceback from deep inside a command."""
+    from .io import CheckpointError
+
+    meta, n_in = net.metadata, net.n_in
+
+    def scaling(value, n):
+        return value is None or (
+            isinstance(value, dict)
+            and set(value) == {"mean", "std"}
+            and _numbers(value["mean"], n)
+            and _numbers(value["std"], n, positive=True)
+        )
+
+    checks = {
+        "features": (
+            lambda v: v is None or (isinstance(v, list) and len(v) == n_in and all(isinstance(f, str) for f in v)),
+            f"a list of {n_in} column names",
+        ),
+        "target": (lambda v: v is None or isinstance(v, str), "a column name"),
+        "task": (lambda v: v in ("classification", "regression"), "'classification' or 'regression'"),
+        "loss": (lambda v: v in losses.LOSSES, f"one of {sorted(losses.LOSSES)}"),
+        "standardize": (lambda v: scaling(v, n_in), f"null or {n_in} means and {n_in} positive stds"),
+        "target_standardize": (lambda v: scaling(v, None), "null or a mean and a positive std"),
+    }
+    for key, (ok, want) in checks.items():
+        if key in meta and not ok(meta[key]):
+            msg = f"{path!r} is not a valid anynet checkpoint: its metadata {key} {str(meta[key])[:60]!r} is not {want}"
+            raise CheckpointError(msg)
+    if meta.get("task") == "classification" and net.classes is None:
+        msg = f"{path!r} is not a valid anynet checkpoint: its metadata says classification but it holds no classes"
+        raise CheckpointError(msg)
 
 
 def _moved(net, args: argparse.Namespace):
@@ -136,8 +188,33 @@ def _model_data(net, args: argparse.Namespace, *, need_target: bool) -> D.Table:
         raise UserError(msg)
     scaling = meta.get("standardize")
     if scaling:
-        table.X = D.standardize(table.X, scaling["mean"], scaling["std"])
+        with np.errstate(over="ignore", invalid="ignore"):
+            X = D.standardize(table.X, scaling["mean"], scaling["std"])
+        _refuse_overflow(X, table.X, table.features, table.source, "once standardised as the training data was")
+        table.X = X
     return table
+
+
+def _standardized(X: np.ndarray, names: list[str], source: str) -> tuple[np.ndarray, list[float], list[float]]:
+    """``X`` scaled to mean 0, std 1 per column, with the means and stds; a column whose statistics
+    overflow float64 is refused by name, with no NumPy warnings on the way."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean, std = D.standardizer(X)
+        scaled = D.standardize(X, mean, std)
+    stats_ok = np.isfinite(mean) & np.isfinite(std)
+    _refuse_overflow(np.where(stats_ok, scaled, np.inf), X, names, source, "when standardised (--standardize)")
+    return scaled, mean, std
+
+
+def _refuse_overflow(scaled: np.ndarray, X: np.ndarray, names: list[str], source: str, when: str) -> None:
+    bad = ~np.isfinite(scaled).all(axis=0)
+    if bad.any():
+        j = int(np.argmax(bad))
+        msg = (
+            f"column {names[j]!r} of {source!r} overflows float64 {when}: its values reach "
+            f"{np.abs(X[:, j]).max():.3g}; divide the column by a power of ten first"
+        )
+        raise UserError(msg)
 
 
 def _is_classifier(net) -> bool:
@@ -239,11 +316,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     task, output, loss, n_out = _task(args, table)
     X, t, scaling, t_scaling = table.X, table.t, None, None
     if args.standardize:
-        mean, std = D.standardizer(X)
-        X, scaling = D.standardize(X, mean, std), {"mean": mean, "std": std}
+        X, mean, std = _standardized(X, table.features, table.source)
+        scaling = {"mean": mean, "std": std}
         if task == "regression":  # a target far from 0 would take the output bias many epochs to reach
-            (t_mean,), (t_std,) = D.standardizer(t.astype(float).reshape(-1, 1))
-            t, t_scaling = (t - t_mean) / t_std, {"mean": t_mean, "std": t_std}
+            t, (t_mean,), (t_std,) = _standardized(t.astype(float).reshape(-1, 1), [table.target], table.source)
+            t, t_scaling = t[:, 0], {"mean": t_mean, "std": t_std}
     backend, device = _place(args.backend, args.device)
     sizes = [X.shape[1], *args.hidden, n_out]
     net = Network(

@@ -154,6 +154,12 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         os.umask(mask)
         os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes the file private (0600)
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk or a lost mount: say which file, not "[Errno 28]" alone
+        Path(tmp).unlink(missing_ok=True)
+        why = exc.strerror if exc.errno is not None else str(exc)
+        error = type(exc)(f"cannot write {str(path)!r}: {why}")
+        error.errno = exc.errno
+        raise error from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
