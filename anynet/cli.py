@@ -310,7 +310,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = _writable(args.out, "--out", (".npz",))
     plot = _writable(args.plot, "--plot", PLOT_SUFFIXES) if args.plot else None
     if plot is not None and importlib.util.find_spec("matplotlib") is None:
-        msg = 'the loss plot (--plot) needs matplotlib, which is not installed; pip install "anynet[plot]"'
+        msg = "the loss plot (--plot) needs matplotlib, which is not installed; pip install matplotlib"
         raise UserError(msg)
     table = D.load(args.data, target=args.target, seed=args.seed)
     task, output, loss, n_out = _task(args, table)
