@@ -225,7 +225,8 @@ def _is_classifier(net) -> bool:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The seed: a 3-4-1 sigmoid network learns XOR by full-batch gradient descent, lr 1, ½Σ(y−t)²."""
+    """The seed: a 3-4-1 sigmoid network learns XOR by full-batch gradient descent, lr 1, ½Σ(y−t)²,
+    told step by step for someone who meets a neural network here for the first time."""
     from .network import Network
 
     backend, device = _place(args.backend, args.device)
@@ -239,27 +240,48 @@ def cmd_demo(args: argparse.Namespace) -> int:
         device=device,
         dtype=args.dtype,
     )
-    out = sys.stdout
-    print(
-        f"anynet {__version__} demo: the seed's XOR network on {net.backend} ({net.device}, {B.dtype_name(net.dtype)})",
-        file=out,
-    )
-    print("inputs (last column is the constant 1 that acts as the bias):", file=out)
-    print(_fmt(XOR_X), file=out)
-    for i, W in enumerate(net.weights, 1):
-        print(f"initial W{i} {tuple(W.shape)}:\n{_fmt(B.to_numpy(W))}", file=out)
+
+    def say(text: str = "") -> None:
+        print(text, file=sys.stdout)
+
+    say(f"anynet {__version__} demo: the seed's XOR network on {net.backend} ({net.device}, {B.dtype_name(net.dtype)})")
+    say()
+    say("The task. Each row holds two inputs, 0 or 1, and a constant 1 that acts as a bias. The target")
+    say("is their XOR: 1 when exactly one input is 1. No straight line separates the 1s from the 0s,")
+    say("so the network needs a hidden layer between its inputs and its output.")
+    for x, t in zip(XOR_X, XOR_T[:, 0], strict=True):
+        say(f"  inputs {x[0]} {x[1]} (1)  ->  target {t}")
+    say()
+    W1, W2 = (B.to_numpy(W) for W in net.weights)
+    say(f"Step 1: random weights. W1 {W1.shape} carries the 3 inputs to 4 hidden units, W2 {W2.shape}")
+    say(f"carries those to the one output. Drawn uniformly from [-1, 1) with --seed {args.seed}:")
+    say(f"W1 =\n{_fmt(W1)}")
+    say(f"W2 =\n{_fmt(W2)}")
+    say()
+    say(f"Step 2: {args.epochs} rounds of learning (epochs), each on all four rows at once:")
+    say("  forward   hidden = sigmoid(X @ W1), output y = sigmoid(hidden @ W2), each between 0 and 1")
+    say("  loss      ½Σ(y − t)²: how far the four outputs are from their targets")
+    say("  backward  the chain rule turns that error into a gradient for every weight")
+    say("  update    each weight steps against its gradient (learning rate 1), so the loss falls")
     start = time.perf_counter()
     history = net.fit(XOR_X, XOR_T, epochs=args.epochs, lr=1.0, loss="half_sse", verbose=0)
+    elapsed = time.perf_counter() - start
     every = max(args.epochs // 6, 1)
     for epoch, loss in enumerate(history.loss, 1):  # the history has every epoch: no callback needed
         if epoch == 1 or epoch % every == 0:
-            print(f"  epoch {epoch:>6}  loss {loss:.6f}", file=out)
-    elapsed = time.perf_counter() - start
+            say(f"  epoch {epoch:>6}  loss {loss:.6f}")
+    say(f"trained {history.epochs} epochs in {elapsed:.2f}s; final loss {history.loss[-1]:.6f}")
+    say()
     y = B.to_numpy(net.predict(XOR_X))[:, 0]
-    print(f"trained {history.epochs} epochs in {elapsed:.2f}s; final loss {history.loss[-1]:.6f}", file=out)
-    print("  input     target  prediction", file=out)
+    right = int(np.sum((y > 0.5) == (XOR_T[:, 0] == 1)))
+    say("Step 3: the trained network's output for each row; above 0.5 reads as 1.")
+    say("  input     target  output")
     for x, t, p in zip(XOR_X, XOR_T[:, 0], y, strict=True):
-        print(f"  {x[0]} {x[1]} (1)      {t}      {p:.3f}", file=out)
+        say(f"  {x[0]} {x[1]} (1)      {t}      {p:.3f}")
+    if right == 4:
+        say("4 of 4 rows right: the network learned XOR from these four examples alone.")
+    else:
+        say(f"{right} of 4 rows right so far; more --epochs, or another --seed, may get the rest.")
     return 0
 
 

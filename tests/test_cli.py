@@ -200,8 +200,19 @@ def test_demo_prints_the_seeds_story(started, backend, device):
     net = anynet.Network([3, 4, 1], activation="sigmoid", bias=False, seed=1, backend="numpy")
     want = net.fit(XOR_X, XOR_T, epochs=30, lr=1.0, loss="half_sse", verbose=0).loss[-1]
     assert got == pytest.approx(want, abs=1e-5)
-    rows = [line.split() for line in lines[-4:]]
+    # told for a learner: the task, then each step in words before its numbers
+    steps = [
+        next(i for i, line in enumerate(lines) if line.startswith(s))
+        for s in ("The task", "Step 1", "Step 2", "Step 3")
+    ]
+    assert steps == sorted(steps)
+    assert "forward" in out
+    assert "backward" in out
+    assert "update" in out
+    rows = [line.split() for line in lines[steps[-1] + 2 : steps[-1] + 6]]
     assert [(r[0], r[1], r[3]) for r in rows] == [("0", "0", "0"), ("0", "1", "1"), ("1", "0", "1"), ("1", "1", "0")]
+    right = sum((float(r[4]) > 0.5) == (r[3] == "1") for r in rows)
+    assert lines[-1].startswith(f"{right} of 4 rows right")
 
 
 # --------------------------------------------------------------------------- train, predict, evaluate
