@@ -402,7 +402,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if plot is not None:
         title = f"{Path(table.source).name}: loss per epoch ({net.backend}, {net.device})"
         atomic_write(plot, lambda tmp: history.plot(str(tmp), title=title))
-    kept = history.best_epoch if args.patience is not None and history.best_epoch is not None else -1
+    kept = history.best_epoch if history.restored_best else -1
     _print_summary(net, history, kept, table, task, n_val, lr, batch, args, out, plot)
     return 0
 

@@ -346,7 +346,7 @@ def _expected(config: Any) -> dict[str, tuple[tuple[int | None, ...], str]]:
         msg = f"sizes {sizes!r} are not a list of positive widths"
         raise _FormatError(msg)
     for key in ("activation", "output_activation"):
-        if config[key] not in activations.ACTIVATIONS:
+        if not isinstance(config[key], str) or config[key] not in activations.ACTIVATIONS:
             msg = f"{key} {config[key]!r} is not one of {sorted(activations.ACTIVATIONS)}"
             raise _FormatError(msg)
     if not isinstance(config["bias"], bool):
@@ -404,7 +404,7 @@ def _expected_optimizer(opt: Any, layers: list[tuple[int, int]], bias: bool) -> 
         msg = f"its optimizer entry {str(opt)[:80]!r} is not {{name, options, state}}"
         raise _FormatError(msg)
     name, options, state = opt["name"], opt["options"], opt["state"]
-    if name not in options_of:
+    if not isinstance(name, str) or name not in options_of:
         msg = f"optimizer {name!r} is not one of {sorted(options_of)}"
         raise _FormatError(msg)
     if not isinstance(options, dict) or not set(options) <= options_of[name]:
