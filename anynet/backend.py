@@ -22,21 +22,26 @@ ENV_DEVICE = "ANYNET_DEVICE"
 
 @dataclass(frozen=True)
 class BackendInfo:
-    """How to find one array library: the module to import and the pip extra that brings it."""
+    """How to find one array library: the module to import and the ``pip install`` that brings it
+    (the library itself: ``anynet[...]`` on the package index is another project)."""
 
     name: str
     module: str
-    extra: str | None
+    pip: str
     gpu_only: bool = False
+    #: no CUDA device whatever the machine has: a GPU needs another backend
+    cpu_only: bool = False
 
 
 BACKENDS: dict[str, BackendInfo] = {
-    "numpy": BackendInfo("numpy", "numpy", None),
-    "cupy": BackendInfo("cupy", "cupy", "cupy", gpu_only=True),
-    "torch": BackendInfo("torch", "torch", "torch"),
+    "numpy": BackendInfo("numpy", "numpy", "numpy", cpu_only=True),
+    "cupy": BackendInfo("cupy", "cupy", "cupy-cuda12x (or cupy-cuda13x, matching your CUDA)", gpu_only=True),
+    "torch": BackendInfo(
+        "torch", "torch", "torch (CPU only: pip install torch --index-url https://download.pytorch.org/whl/cpu)"
+    ),
     "jax": BackendInfo("jax", "jax", "jax"),
-    "dask": BackendInfo("dask", "dask.array", "dask"),
-    "array_api_strict": BackendInfo("array_api_strict", "array_api_strict", "strict"),
+    "dask": BackendInfo("dask", "dask.array", '"dask[array]"', cpu_only=True),
+    "array_api_strict": BackendInfo("array_api_strict", "array_api_strict", "array-api-strict", cpu_only=True),
 }
 
 
@@ -102,10 +107,7 @@ def _import(name: str) -> Any:
     try:
         return importlib.import_module(info.module)
     except ImportError as exc:
-        hint = f'pip install "anynet[{info.extra}]"' if info.extra else "pip install numpy"
-        if name == "cupy":
-            hint = 'pip install "anynet[cupy]" (or cupy-cuda12x / cupy-cuda13x matching your CUDA)'
-        msg = f"backend {name!r} needs the {info.module!r} package, which is not installed; {hint}"
+        msg = f"backend {name!r} needs the {info.module!r} package, which is not installed; pip install {info.pip}"
         raise BackendError(msg) from exc
 
 
@@ -198,7 +200,10 @@ def native_device(name: str, device: str | None) -> Any:
         dev = "cuda:0"
     if name in ("numpy", "dask"):
         if dev not in (None, "cpu"):
-            msg = f"backend {name!r} runs on the CPU only; device {device!r} is not available"
+            msg = (
+                f"backend {name!r} runs on the CPU only; device {device!r} is not available. "
+                "For a CUDA GPU use backend='torch' or backend='cupy'"
+            )
             raise BackendError(msg)
         return "cpu"
     if name == "array_api_strict":

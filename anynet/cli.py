@@ -67,6 +67,12 @@ def _place(backend: str | None, device: str | None) -> tuple[str, str | None]:
         msg = f"{exc}; `anynet backends` lists what this machine has"
         raise UserError(msg) from None
     wants_gpu = B.BACKENDS[name].gpu_only or str(device or "").strip().lower().startswith(("cuda", "gpu"))
+    if wants_gpu and B.BACKENDS[name].cpu_only:
+        msg = (
+            f"--device {device}: the {name} backend runs on the CPU only; for a CUDA GPU use --backend torch "
+            "or --backend cupy. `anynet backends` lists what this machine has"
+        )
+        raise UserError(msg)
     if wants_gpu and not any(d.startswith("cuda") for d in found):
         asked = f"--device {device}" if device else f"--backend {name}"
         msg = (
@@ -98,7 +104,7 @@ def _need_matplotlib(flags: Sequence[str]) -> None:
         importlib.import_module("matplotlib.figure")
     except ImportError:
         what = " and ".join(flags)
-        msg = f'{what}: pictures are drawn with matplotlib, which is not installed; pip install "anynet[plot]"'
+        msg = f"{what}: pictures are drawn with matplotlib, which is not installed; pip install matplotlib"
         raise UserError(msg) from None
 
 
@@ -135,7 +141,53 @@ def _load_model(path: str):
     if Path(path).is_file() and not zipfile.is_zipfile(path):
         msg = f"{path!r} is not an anynet model (models are .npz files written by `anynet train --out`); {order}"
         raise UserError(msg)
-    return load(path, backend="numpy")
+    net = load(path, backend="numpy")
+    _check_metadata(net, path)
+    return net
+
+
+def _numbers(value, n: int | None, positive: bool = False) -> bool:
+    """``value`` is ``n`` finite numbers (one number if ``n`` is None), each > 0 if ``positive``."""
+    values = [value] if n is None else value
+    if not isinstance(values, list) or (n is not None and len(values) != n):
+        return False
+    ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in values)
+    return ok and (not positive or all(v > 0 for v in values))
+
+
+def _check_metadata(net, path: str) -> None:
+    """The metadata ``anynet train`` wrote, checked before the commands read it: a model edited by hand
+    gets one line that names the entry, not a traceback from deep inside a command."""
+    from .io import CheckpointError
+
+    meta, n_in = net.metadata, net.n_in
+
+    def scaling(value, n):
+        return value is None or (
+            isinstance(value, dict)
+            and set(value) == {"mean", "std"}
+            and _numbers(value["mean"], n)
+            and _numbers(value["std"], n, positive=True)
+        )
+
+    checks = {
+        "features": (
+            lambda v: v is None or (isinstance(v, list) and len(v) == n_in and all(isinstance(f, str) for f in v)),
+            f"a list of {n_in} column names",
+        ),
+        "target": (lambda v: v is None or isinstance(v, str), "a column name"),
+        "task": (lambda v: v in ("classification", "regression"), "'classification' or 'regression'"),
+        "loss": (lambda v: v in losses.LOSSES, f"one of {sorted(losses.LOSSES)}"),
+        "standardize": (lambda v: scaling(v, n_in), f"null or {n_in} means and {n_in} positive stds"),
+        "target_standardize": (lambda v: scaling(v, None), "null or a mean and a positive std"),
+    }
+    for key, (ok, want) in checks.items():
+        if key in meta and not ok(meta[key]):
+            msg = f"{path!r} is not a valid anynet checkpoint: its metadata {key} {str(meta[key])[:60]!r} is not {want}"
+            raise CheckpointError(msg)
+    if meta.get("task") == "classification" and net.classes is None:
+        msg = f"{path!r} is not a valid anynet checkpoint: its metadata says classification but it holds no classes"
+        raise CheckpointError(msg)
 
 
 def _moved(net, args: argparse.Namespace):
@@ -166,8 +218,33 @@ def _model_data(net, args: argparse.Namespace, *, need_target: bool) -> D.Table:
         raise UserError(msg)
     scaling = meta.get("standardize")
     if scaling:
-        table.X = D.standardize(table.X, scaling["mean"], scaling["std"])
+        with np.errstate(over="ignore", invalid="ignore"):
+            X = D.standardize(table.X, scaling["mean"], scaling["std"])
+        _refuse_overflow(X, table.X, table.features, table.source, "once standardised as the training data was")
+        table.X = X
     return table
+
+
+def _standardized(X: np.ndarray, names: list[str], source: str) -> tuple[np.ndarray, list[float], list[float]]:
+    """``X`` scaled to mean 0, std 1 per column, with the means and stds; a column whose statistics
+    overflow float64 is refused by name, with no NumPy warnings on the way."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean, std = D.standardizer(X)
+        scaled = D.standardize(X, mean, std)
+    stats_ok = np.isfinite(mean) & np.isfinite(std)
+    _refuse_overflow(np.where(stats_ok, scaled, np.inf), X, names, source, "when standardised (--standardize)")
+    return scaled, mean, std
+
+
+def _refuse_overflow(scaled: np.ndarray, X: np.ndarray, names: list[str], source: str, when: str) -> None:
+    bad = ~np.isfinite(scaled).all(axis=0)
+    if bad.any():
+        j = int(np.argmax(bad))
+        msg = (
+            f"column {names[j]!r} of {source!r} overflows float64 {when}: its values reach "
+            f"{np.abs(X[:, j]).max():.3g}; divide the column by a power of ten first"
+        )
+        raise UserError(msg)
 
 
 def _is_classifier(net) -> bool:
@@ -178,7 +255,8 @@ def _is_classifier(net) -> bool:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The seed: a 3-4-1 sigmoid network learns XOR by full-batch gradient descent, lr 1, ½Σ(y−t)²."""
+    """The seed: a 3-4-1 sigmoid network learns XOR by full-batch gradient descent, lr 1, ½Σ(y−t)²,
+    told step by step for someone who meets a neural network here for the first time."""
     from .network import Network
 
     backend, device = _place(args.backend, args.device)
@@ -193,28 +271,49 @@ def cmd_demo(args: argparse.Namespace) -> int:
         device=device,
         dtype=args.dtype,
     )
-    out = sys.stdout
-    print(
-        f"anynet {__version__} demo: the seed's XOR network on {net.backend} ({net.device}, {B.dtype_name(net.dtype)})",
-        file=out,
-    )
-    print("inputs (last column is the constant 1 that acts as the bias):", file=out)
-    print(_fmt(XOR_X), file=out)
-    for i, W in enumerate(net.weights, 1):
-        print(f"initial W{i} {tuple(W.shape)}:\n{_fmt(B.to_numpy(W))}", file=out)
+
+    def say(text: str = "") -> None:
+        print(text, file=sys.stdout)
+
+    say(f"anynet {__version__} demo: the seed's XOR network on {net.backend} ({net.device}, {B.dtype_name(net.dtype)})")
+    say()
+    say("The task. Each row holds two inputs, 0 or 1, and a constant 1 that acts as a bias. The target")
+    say("is their XOR: 1 when exactly one input is 1. No straight line separates the 1s from the 0s,")
+    say("so the network needs a hidden layer between its inputs and its output.")
+    for x, t in zip(XOR_X, XOR_T[:, 0], strict=True):
+        say(f"  inputs {x[0]} {x[1]} (1)  ->  target {t}")
+    say()
+    W1, W2 = (B.to_numpy(W) for W in net.weights)
+    say(f"Step 1: random weights. W1 {W1.shape} carries the 3 inputs to 4 hidden units, W2 {W2.shape}")
+    say(f"carries those to the one output. Drawn uniformly from [-1, 1) with --seed {args.seed}:")
+    say(f"W1 =\n{_fmt(W1)}")
+    say(f"W2 =\n{_fmt(W2)}")
+    say()
+    say(f"Step 2: {args.epochs} rounds of learning (epochs), each on all four rows at once:")
+    say("  forward   hidden = sigmoid(X @ W1), output y = sigmoid(hidden @ W2), each between 0 and 1")
+    say("  loss      ½Σ(y − t)²: how far the four outputs are from their targets")
+    say("  backward  the chain rule turns that error into a gradient for every weight")
+    say("  update    each weight steps against its gradient (learning rate 1), so the loss falls")
     untrained = net.to()  # a copy, for the picture of the weights before training
     start = time.perf_counter()
     history = net.fit(XOR_X, XOR_T, epochs=args.epochs, lr=1.0, loss="half_sse", verbose=0)
+    elapsed = time.perf_counter() - start
     every = max(args.epochs // 6, 1)
     for epoch, loss in enumerate(history.loss, 1):  # the history has every epoch: no callback needed
         if epoch == 1 or epoch % every == 0:
-            print(f"  epoch {epoch:>6}  loss {loss:.6f}", file=out)
-    elapsed = time.perf_counter() - start
+            say(f"  epoch {epoch:>6}  loss {loss:.6f}")
+    say(f"trained {history.epochs} epochs in {elapsed:.2f}s; final loss {history.loss[-1]:.6f}")
+    say()
     y = B.to_numpy(net.predict(XOR_X))[:, 0]
-    print(f"trained {history.epochs} epochs in {elapsed:.2f}s; final loss {history.loss[-1]:.6f}", file=out)
-    print("  input     target  prediction", file=out)
+    right = int(np.sum((y > 0.5) == (XOR_T[:, 0] == 1)))
+    say("Step 3: the trained network's output for each row; above 0.5 reads as 1.")
+    say("  input     target  output")
     for x, t, p in zip(XOR_X, XOR_T[:, 0], y, strict=True):
-        print(f"  {x[0]} {x[1]} (1)      {t}      {p:.3f}", file=out)
+        say(f"  {x[0]} {x[1]} (1)      {t}      {p:.3f}")
+    if right == 4:
+        say("4 of 4 rows right: the network learned XOR from these four examples alone.")
+    else:
+        say(f"{right} of 4 rows right so far; more --epochs, or another --seed, may get the rest.")
     if pictures is not None:
         from . import plot
 
@@ -223,7 +322,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         plot.decision_boundary(_bias_folded(net), XOR_X[:, :2], XOR_T, boundary, title=title)
         plot.weights(untrained, before)
         plot.weights(net, after)
-        print(f"pictures: {boundary}, {before}, {after}", file=out)
+        say(f"pictures: {boundary}, {before}, {after}")
     return 0
 
 
@@ -316,11 +415,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     task, output, loss, n_out = _task(args, table)
     X, t, scaling, t_scaling = table.X, table.t, None, None
     if args.standardize:
-        mean, std = D.standardizer(X)
-        X, scaling = D.standardize(X, mean, std), {"mean": mean, "std": std}
+        X, mean, std = _standardized(X, table.features, table.source)
+        scaling = {"mean": mean, "std": std}
         if task == "regression":  # a target far from 0 would take the output bias many epochs to reach
-            (t_mean,), (t_std,) = D.standardizer(t.astype(float).reshape(-1, 1))
-            t, t_scaling = (t - t_mean) / t_std, {"mean": t_mean, "std": t_std}
+            t, (t_mean,), (t_std,) = _standardized(t.astype(float).reshape(-1, 1), [table.target], table.source)
+            t, t_scaling = t[:, 0], {"mean": t_mean, "std": t_std}
     backend, device = _place(args.backend, args.device)
     sizes = [X.shape[1], *args.hidden, n_out]
     net = Network(
@@ -389,7 +488,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         decision_boundary(net, X, t, boundary)
     pictures = [("loss plot", plot), ("boundary", boundary), ("movie", movie)]
-    kept = history.best_epoch if args.patience is not None and history.best_epoch is not None else -1
+    kept = history.best_epoch if history.restored_best else -1
     _print_summary(net, history, kept, table, task, n_val, lr, batch, args, out, pictures)
     return 0
 

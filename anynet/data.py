@@ -58,7 +58,7 @@ def _digits(seed: int) -> Table:
     except ImportError:
         msg = (
             "the 'digits' dataset comes with scikit-learn, which is not installed; "
-            'pip install scikit-learn (or pip install "anynet[sklearn]"), or train on moons, spirals or a CSV file'
+            "pip install scikit-learn, or train on moons, spirals or a CSV file"
         )
         raise DataError(msg) from None
     bunch = load_digits()

@@ -7,9 +7,13 @@ the same folder and are renamed into place, so a crash never leaves a half-writt
 
 from __future__ import annotations
 
+import glob
 import itertools
 import json
+import math
 import os
+import re
+import socket
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -20,6 +24,7 @@ import numpy as np
 
 from . import activations, optimizers
 from . import backend as B
+from . import init as initialisers
 from .network import Network
 from .train import History
 
@@ -76,11 +81,8 @@ def save(net: Network, path: str | os.PathLike) -> Path:
     history = None
     if net.history is not None:
         h = net.history
-        history = {
-            k: getattr(h, k)
-            for k in ("monitor", "best_epoch", "best_value", "stopped_early", "wall_time", "backend", "device")
-        }
-        for k in ("loss", "val_loss", "accuracy", "val_accuracy", "lr"):
+        history = {k: getattr(h, k) for k in HISTORY_FIELDS}
+        for k in HISTORY_SERIES:
             arrays[f"history.{k}"] = np.asarray(getattr(h, k), dtype=float)
     config = {
         "format": FORMAT,
@@ -135,8 +137,14 @@ def writable_path(path: str | os.PathLike, label: str, example: str) -> Path:
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Let ``write(tmp)`` fill a temporary file beside ``path`` (same suffix), flush it to disk, give it
     the permissions a plain ``open(path, "w")`` would, and rename it into place: a crash or an error
-    in ``write`` never leaves ``path`` half-written, and an existing ``path`` stays as it was."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    in ``write`` never leaves ``path`` half-written, and an existing ``path`` stays as it was.
+
+    The temporary file is named ``.NAME.HOST.PID.XXXX.SUFFIX``; a writer killed outright (SIGKILL,
+    power loss) cannot remove its own, so each write first clears those of ``path`` left by processes
+    of this host that no longer exist. Another writer's file, live or on another host, is left alone.
+    """
+    _clear_stale(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_HOST}.{os.getpid()}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
         write(Path(tmp))
@@ -146,82 +154,377 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         os.umask(mask)
         os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes the file private (0600)
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk or a lost mount: say which file, not "[Errno 28]" alone
+        Path(tmp).unlink(missing_ok=True)
+        why = exc.strerror if exc.errno is not None else str(exc)
+        error = type(exc)(f"cannot write {str(path)!r}: {why}")
+        error.errno = exc.errno
+        raise error from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+#: this machine's name as it appears in temporary file names (one word: no dots)
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+
+
+def _clear_stale(path: Path) -> None:
+    """Remove the temporary files of ``path`` whose writer, a process of this host, has died."""
+    if os.name != "posix":  # os.kill(pid, 0) probes a process on POSIX only (on Windows it signals)
+        return
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.{re.escape(_HOST)}\.(\d+)\.[^.]+{re.escape(path.suffix)}")
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.{_HOST}.*"):
+        match = pattern.fullmatch(tmp.name)
+        if match is None or int(match.group(1)) == os.getpid() or _alive(int(match.group(1))):
+            continue
+        tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's process; a number no pid can be
+        return True
+    return True
 
 
 def _fail(path: Path, why: str) -> CheckpointError:
     return CheckpointError(f"{str(path)!r} is not a valid anynet checkpoint: {why}")
 
 
+class _FormatError(ValueError):
+    """A readable archive whose contents break the format: the message says which entry and how."""
+
+
+#: deflate expands at most about 1032-fold, so a larger claimed size is a lie about the data
+_MAX_DEFLATE_RATIO = 1100
+
+
 def load(path: str | os.PathLike, backend: str | None = None, device: str | None = None, dtype: Any = None) -> Network:
     """Read a checkpoint written by ``save`` onto ``backend``/``device`` (default: the current default
-    backend, whatever the network was trained on). ``dtype`` ``None`` keeps the saved dtype."""
+    backend, whatever the network was trained on). ``dtype`` ``None`` keeps the saved dtype.
+
+    Before any array is read, the configuration is type-checked and each array's declared shape and
+    dtype compared with it; the arrays must then be finite where training needs them to be. Any
+    failure raises ``CheckpointError`` saying what is wrong, and nothing is half-loaded.
+    """
     path = Path(path)
     if not path.is_file():
         what = "is a folder" if path.is_dir() else "does not exist"
         msg = f"cannot load {str(path)!r}: it {what}"
         raise FileNotFoundError(msg)
-    arrays = None
     try:
-        # Our own handle: np.load leaks the one it opens when a truncated zip fails to parse.
         with open(path, "rb") as fh:
-            data = np.load(fh, allow_pickle=False)
-            if isinstance(data, np.lib.npyio.NpzFile):
-                with data:
-                    arrays = {k: data[k] for k in data.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
+            if fh.read(6) == b"\x93NUMPY":
+                msg = "it holds a single .npy array, not an .npz archive"
+                raise _FormatError(msg)
+            config, arrays = _read(fh, path.stat().st_size)
+    except _FormatError as exc:
+        raise _fail(path, str(exc)) from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - see below
+        # Damaged bytes make the zip and .npy readers raise a dozen types (BadZipFile, EOFError,
+        # NotImplementedError for a "compression method", RuntimeError for "encrypted", struct.error,
+        # zlib.error, ValueError...): each means the same thing here, a file that is not a checkpoint.
         raise _fail(path, f"it is not a readable .npz archive ({type(exc).__name__}: {exc})") from None
-    if arrays is None:
-        raise _fail(path, "it holds a single .npy array, not an .npz archive")
-    if CONFIG_KEY not in arrays:
-        raise _fail(path, f"it has no {CONFIG_KEY!r} entry (found {sorted(arrays)[:6]})")
     try:
-        config = json.loads(str(arrays[CONFIG_KEY]))
-    except json.JSONDecodeError as exc:
-        raise _fail(path, f"its configuration is not valid JSON ({exc})") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise _fail(path, "its configuration does not say format 'anynet'")
-    version = config.get("version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise _fail(path, f"format version {version!r}; this anynet reads versions up to {FORMAT_VERSION}, upgrade it")
-    try:
-        net = _build(config, arrays, backend, device, dtype)
+        return _build(config, arrays, backend, device, dtype)
     except (KeyError, TypeError, IndexError) as exc:
         raise _fail(path, f"missing or malformed entry {exc}") from None
     except ValueError as exc:
         raise _fail(path, str(exc)) from None
-    return net
+
+
+def _read(fh: Any, disk_size: int) -> tuple[dict, dict[str, np.ndarray]]:
+    """The configuration and the arrays of an open archive; every declared shape and dtype is checked
+    against the configuration before a byte of array data is read."""
+    fh.seek(0)
+    with zipfile.ZipFile(fh) as zf:
+        members = {}
+        for info in zf.infolist():
+            if not info.filename.endswith(".npy"):
+                msg = f"it holds {info.filename!r}, which is not a .npy entry"
+                raise _FormatError(msg)
+            members[info.filename[: -len(".npy")]] = info
+        if CONFIG_KEY not in members:
+            msg = f"it has no {CONFIG_KEY!r} entry (found {sorted(members)[:6]})"
+            raise _FormatError(msg)
+        headers = {key: _header(zf, info, disk_size) for key, info in members.items()}
+        shape, dtype = headers[CONFIG_KEY]
+        if shape != () or dtype.kind != "U":
+            msg = f"its {CONFIG_KEY!r} entry is {dtype} {shape}, not one string"
+            raise _FormatError(msg)
+        try:
+            config = json.loads(str(_array(zf, members[CONFIG_KEY])))
+        except json.JSONDecodeError as exc:
+            msg = f"its configuration is not valid JSON ({exc})"
+            raise _FormatError(msg) from None
+        expected = _expected(config)
+        for key, (want_shape, kinds) in expected.items():
+            if key not in headers:
+                msg = f"missing or malformed entry {key!r}, which its configuration calls for"
+                raise _FormatError(msg)
+            shape, dtype = headers[key]
+            if not _matches(shape, want_shape) or dtype.kind not in kinds:
+                what = {"f": "floats", "U": "text", "biuf": "numbers", "fiu": "numbers", "iu": "integers"}[kinds]
+                if key.startswith(("W", "b", "opt.")):
+                    what = "finite " + what
+                msg = f"{key} should be {what} of shape {want_shape}, found {dtype} {shape}"
+                raise _FormatError(msg)
+        extra = sorted(set(headers) - set(expected) - {CONFIG_KEY})
+        if extra:
+            msg = f"it holds entries its configuration does not describe: {extra[:6]}"
+            raise _FormatError(msg)
+        arrays = {key: _array(zf, members[key]) for key in expected}
+    _check_values(config, arrays)
+    return config, arrays
+
+
+def _header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, disk_size: int) -> tuple[tuple[int, ...], np.dtype]:
+    """An entry's declared ``(shape, dtype)``, read from its .npy header alone, after checking that the
+    bytes it declares are the bytes the archive holds (so reading it cannot allocate more than that)."""
+    if info.compress_type == zipfile.ZIP_STORED:
+        bounded = info.file_size == info.compress_size
+    else:
+        bounded = info.file_size <= _MAX_DEFLATE_RATIO * max(info.compress_size, 1)
+    if not bounded or info.compress_size > disk_size:
+        msg = f"entry {info.filename!r} claims {info.file_size} bytes, more than the file holds"
+        raise _FormatError(msg)
+    with zf.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+        else:
+            msg = f"entry {info.filename!r} is .npy format {version}; anynet writes 1.0"
+            raise _FormatError(msg)
+        start = member.tell()
+    if dtype.hasobject:
+        msg = f"entry {info.filename!r} holds Python objects, which anynet never writes or unpickles"
+        raise _FormatError(msg)
+    if any(d < 0 for d in shape) or start + math.prod(shape) * dtype.itemsize != info.file_size:
+        msg = f"entry {info.filename!r} declares {dtype} {shape}, which its size does not match"
+        raise _FormatError(msg)
+    return shape, dtype
+
+
+def _array(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    with zf.open(info) as member:
+        a = np.lib.format.read_array(member, allow_pickle=False)
+        member.read()  # to the end of the entry, where zipfile checks its CRC-32
+    return a
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _expected(config: Any) -> dict[str, tuple[tuple[int | None, ...], str]]:
+    """Type-check the configuration; return the ``(shape, dtype kinds)`` of every array it calls for."""
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        msg = "its configuration does not say format 'anynet'"
+        raise _FormatError(msg)
+    version = config.get("version")
+    if not _is_int(version) or version > FORMAT_VERSION:
+        msg = f"format version {version!r}; this anynet reads versions up to {FORMAT_VERSION}, upgrade it"
+        raise _FormatError(msg)
+    for key in ("sizes", "activation", "output_activation", "bias", "dtype"):
+        if key not in config:
+            msg = f"missing or malformed entry {key!r} in its configuration"
+            raise _FormatError(msg)
+    sizes = config["sizes"]
+    if not isinstance(sizes, list) or len(sizes) < 2 or not all(_is_int(s) and s > 0 for s in sizes):
+        msg = f"sizes {sizes!r} are not a list of positive widths"
+        raise _FormatError(msg)
+    for key in ("activation", "output_activation"):
+        if not isinstance(config[key], str) or config[key] not in activations.ACTIVATIONS:
+            msg = f"{key} {config[key]!r} is not one of {sorted(activations.ACTIVATIONS)}"
+            raise _FormatError(msg)
+    if not isinstance(config["bias"], bool):
+        msg = f"bias {config['bias']!r} is not true or false"
+        raise _FormatError(msg)
+    if not isinstance(config["dtype"], str):
+        msg = f"dtype {config['dtype']!r} is not a dtype name such as 'float32'"
+        raise _FormatError(msg)
+    init = config.get("init", "uniform")
+    if not isinstance(init, str) or init not in initialisers.INITS:
+        msg = f"init {init!r} is not one of {sorted(initialisers.INITS)}"
+        raise _FormatError(msg)
+    seed = config.get("seed")
+    if seed is not None and not _is_int(seed):
+        msg = f"seed {seed!r} is not an integer or null"
+        raise _FormatError(msg)
+    epochs = config.get("epochs_trained", 0)
+    if not _is_int(epochs) or epochs < 0:
+        msg = f"epochs_trained {epochs!r} is not a whole number >= 0"
+        raise _FormatError(msg)
+    if not isinstance(config.get("metadata") or {}, dict):
+        msg = f"metadata {config['metadata']!r} is not a JSON object"
+        raise _FormatError(msg)
+    layers = list(itertools.pairwise(sizes))
+    expected: dict[str, tuple[tuple[int | None, ...], str]] = {}
+    for i, (n_in, n_out) in enumerate(layers):
+        expected[f"W{i}"] = ((n_in, n_out), "f")
+        if config["bias"]:
+            expected[f"b{i}"] = ((n_out,), "f")
+    classes = config.get("classes")
+    if classes is not None:
+        if classes not in ("numeric", "text"):
+            msg = f"classes {classes!r} is not 'numeric', 'text' or null"
+            raise _FormatError(msg)
+        n_classes = 2 if sizes[-1] == 1 else sizes[-1]
+        expected["classes"] = ((n_classes,), "biuf" if classes == "numeric" else "U")
+    if config.get("optimizer") is not None:
+        expected |= _expected_optimizer(config["optimizer"], layers, config["bias"])
+    history = config.get("history")
+    if history is not None:
+        _check_history(history)
+        for k in HISTORY_SERIES:
+            expected[f"history.{k}"] = ((None,), "f")
+    return expected
+
+
+def _matches(shape: tuple[int, ...], want: tuple[int | None, ...]) -> bool:
+    return len(shape) == len(want) and all(w is None or s == w for s, w in zip(shape, want, strict=True))
+
+
+def _expected_optimizer(opt: Any, layers: list[tuple[int, int]], bias: bool) -> dict:
+    """The arrays an optimizer entry calls for, after checking its name, options and state's structure."""
+    options_of = {"sgd": {"momentum", "nesterov"}, "adam": {"beta_1", "beta_2", "epsilon"}}
+    if not isinstance(opt, dict) or set(opt) != {"name", "options", "state"}:
+        msg = f"its optimizer entry {str(opt)[:80]!r} is not {{name, options, state}}"
+        raise _FormatError(msg)
+    name, options, state = opt["name"], opt["options"], opt["state"]
+    if not isinstance(name, str) or name not in options_of:
+        msg = f"optimizer {name!r} is not one of {sorted(options_of)}"
+        raise _FormatError(msg)
+    if not isinstance(options, dict) or not set(options) <= options_of[name]:
+        msg = f"{name} options {options!r} are not among {sorted(options_of[name])}"
+        raise _FormatError(msg)
+    for key, value in options.items():
+        ok = isinstance(value, bool) if key == "nesterov" else _is_number(value) and value >= 0
+        if not ok:
+            want = "true or false" if key == "nesterov" else "a number >= 0"
+            msg = f"{name} option {key} {value!r} is not {want}"
+            raise _FormatError(msg)
+    expected: dict[str, tuple[tuple[int | None, ...], str]] = {}
+
+    def leaf(node: Any, shape: tuple[int, ...], kinds: str, what: str) -> None:
+        if not (isinstance(node, dict) and set(node) == {"array"} and isinstance(node["array"], str)):
+            msg = f"the optimizer state's {what} is {repr(node)[:60]}, not an array entry"
+            raise _FormatError(msg)
+        key = node["array"]
+        if not key.startswith("opt.") or key in expected:
+            msg = f"the optimizer state names the entry {key!r} twice or outside 'opt.'"
+            raise _FormatError(msg)
+        expected[key] = (shape, kinds)
+
+    def like_layers(tree: Any, what: str) -> None:
+        if not isinstance(tree, list) or len(tree) != len(layers):
+            msg = f"the optimizer state's {what} is not one entry per layer ({len(layers)})"
+            raise _FormatError(msg)
+        for i, (pair, (n_in, n_out)) in enumerate(zip(tree, layers, strict=True)):
+            if not isinstance(pair, list) or len(pair) != 2:
+                msg = f"the optimizer state's {what} for layer {i} is not a [W, b] pair"
+                raise _FormatError(msg)
+            leaf(pair[0], (n_in, n_out), "f", f"{what} for W{i}")
+            if bias:
+                leaf(pair[1], (n_out,), "f", f"{what} for b{i}")
+            elif pair[1] is not None:
+                msg = f"the optimizer state has a {what} for b{i}, but the network has no biases"
+                raise _FormatError(msg)
+
+    if name == "sgd":
+        if options.get("momentum", 0) and state is None:
+            msg = "sgd with momentum has no velocity in its optimizer state"
+            raise _FormatError(msg)
+        if state is not None:
+            like_layers(state, "velocity")
+    else:
+        if not isinstance(state, list) or len(state) != 3:
+            msg = "the adam state is not [step count, first moments, second moments]"
+            raise _FormatError(msg)
+        count, m, v = state
+        if isinstance(count, dict):
+            leaf(count, (), "fiu", "step count")
+        elif not _is_int(count) or count < 0:
+            msg = f"the adam step count {count!r} is not a whole number >= 0"
+            raise _FormatError(msg)
+        like_layers(m, "first moment")
+        like_layers(v, "second moment")
+    return expected
+
+
+HISTORY_SERIES = ("loss", "val_loss", "accuracy", "val_accuracy", "lr")
+HISTORY_FIELDS = (
+    "monitor",
+    "best_epoch",
+    "best_value",
+    "stopped_early",
+    "restored_best",
+    "wall_time",
+    "backend",
+    "device",
+)
+
+
+def _check_history(history: Any) -> None:
+    if not isinstance(history, dict) or not set(history) <= set(HISTORY_FIELDS):
+        msg = f"its history entry {str(history)[:80]!r} has fields other than {list(HISTORY_FIELDS)}"
+        raise _FormatError(msg)
+    checks = {
+        "monitor": lambda v: isinstance(v, str),
+        "best_epoch": lambda v: v is None or (_is_int(v) and v >= 0),
+        "best_value": lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)),
+        "stopped_early": lambda v: isinstance(v, bool),
+        "restored_best": lambda v: isinstance(v, bool),
+        "wall_time": lambda v: _is_number(v) and v >= 0,
+        "backend": lambda v: isinstance(v, str),
+        "device": lambda v: isinstance(v, str),
+    }
+    for key, value in history.items():
+        if not checks[key](value):
+            msg = f"its history's {key} {value!r} has the wrong type"
+            raise _FormatError(msg)
+
+
+def _check_values(config: dict, arrays: dict[str, np.ndarray]) -> None:
+    """What the headers cannot show: finite weights and optimizer state, classes sorted and distinct."""
+    for key, a in arrays.items():
+        if key.startswith(("W", "b", "opt.")) and a.dtype.kind == "f" and not np.isfinite(a).all():
+            what = "optimizer state entry " if key.startswith("opt.") else ""
+            msg = f"{what}{key} should be finite floats, found NaN or infinite values"
+            raise _FormatError(msg)
+        if key.startswith("opt.") and a.shape == () and (a < 0 or a != np.floor(a)):
+            msg = f"the adam step count {a} is not a whole number >= 0"
+            raise _FormatError(msg)
+    if "classes" in arrays:
+        c = arrays["classes"]
+        if c.dtype.kind == "f" and not np.isfinite(c).all():
+            msg = "classes holds NaN or infinite labels"
+            raise _FormatError(msg)
+        if not np.array_equal(np.unique(c), c):
+            msg = f"classes {c.tolist()[:10]} are not sorted and distinct, as fit stores them"
+            raise _FormatError(msg)
 
 
 def _build(config: dict, arrays: dict, backend: str | None, device: str | None, dtype: Any) -> Network:
-    sizes = config["sizes"]
-    if not isinstance(sizes, list) or len(sizes) < 2 or not all(isinstance(s, int) and s > 0 for s in sizes):
-        msg = f"sizes {sizes!r} are not a list of positive widths"
-        raise ValueError(msg)
-    for name in (config["activation"], config["output_activation"]):
-        activations.get(name)
-    bias = bool(config["bias"])
-    weights, biases = [], []
-    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
-        W = arrays[f"W{i}"]
-        if W.shape != (n_in, n_out) or W.dtype.kind != "f" or not np.isfinite(W).all():
-            msg = f"W{i} should be finite floats of shape {(n_in, n_out)}, found {W.dtype} {W.shape}"
-            raise ValueError(msg)
-        weights.append(W)
-        if bias:
-            b = arrays[f"b{i}"]
-            if b.shape != (n_out,) or b.dtype.kind != "f" or not np.isfinite(b).all():
-                msg = f"b{i} should be finite floats of shape {(n_out,)}, found {b.dtype} {b.shape}"
-                raise ValueError(msg)
-            biases.append(b)
-    if f"W{len(sizes) - 1}" in arrays:
-        msg = f"it holds more weight matrices than its sizes {sizes} describe"
-        raise ValueError(msg)
+    """A network from a configuration and arrays that ``_read`` has checked."""
+    n_layers = len(config["sizes"]) - 1
+    weights = [arrays[f"W{i}"] for i in range(n_layers)]
+    biases = [arrays[f"b{i}"] for i in range(n_layers)] if config["bias"] else None
     net = Network.from_weights(
         weights,
-        biases if bias else None,
+        biases,
         activation=config["activation"],
         output_activation=config["output_activation"],
         dtype=dtype if dtype is not None else config["dtype"],
@@ -232,7 +535,7 @@ def _build(config: dict, arrays: dict, backend: str | None, device: str | None, 
     net._dtype_chosen = dtype is not None
     net.init = config.get("init", "uniform")
     net.seed = config.get("seed")
-    net.epochs_trained = int(config.get("epochs_trained", 0))
+    net.epochs_trained = config.get("epochs_trained", 0)
     net.metadata = dict(config.get("metadata") or {})
     if config.get("classes") is not None:
         net.classes = np.asarray(arrays["classes"])
@@ -243,7 +546,7 @@ def _build(config: dict, arrays: dict, backend: str | None, device: str | None, 
         net._opt_state = net._to_device(state, B.dtype_name(net.dtype))
     if config.get("history") is not None:
         h = History(**config["history"])
-        for k in ("loss", "val_loss", "accuracy", "val_accuracy", "lr"):
+        for k in HISTORY_SERIES:
             setattr(h, k, [float(v) for v in arrays[f"history.{k}"]])
         net.history = h
     return net

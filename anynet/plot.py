@@ -1,7 +1,7 @@
 """Pictures of what a network learned: the class regions it draws over the plane, a movie of them
 changing as it trains, and its weight matrices.
 
-matplotlib is optional (``pip install "anynet[plot]"``) and imported only when a picture is drawn,
+matplotlib is optional (``pip install matplotlib``) and imported only when a picture is drawn,
 so ``import anynet`` never imports it. Given a ``path``, a picture is drawn on its own
 ``matplotlib.figure.Figure``, never pyplot's global state, so no display is needed, and written
 atomically: an error leaves no file behind and an existing file as it was.
@@ -41,7 +41,7 @@ def _matplotlib(what: str):
     try:
         from matplotlib.figure import Figure
     except ImportError:
-        msg = f'anynet.plot.{what} needs matplotlib, which is not installed; pip install "anynet[plot]"'
+        msg = f"anynet.plot.{what} needs matplotlib, which is not installed; pip install matplotlib"
         raise ImportError(msg) from None
     return Figure
 

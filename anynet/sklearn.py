@@ -4,7 +4,7 @@ Change ``from sklearn.neural_network import MLPClassifier`` to ``from anynet.skl
 MLPClassifier`` and the same code runs; give it CuPy or torch-CUDA arrays and it trains on that GPU and
 answers with arrays there. The parameters, fitted attributes, random draws and stopping rules are
 scikit-learn's (``neural_network/_multilayer_perceptron.py``): with ``shuffle=False`` the two fit
-the same weights to rounding. scikit-learn is optional (``pip install "anynet[sklearn]"``):
+the same weights to rounding. scikit-learn is optional (``pip install scikit-learn``):
 ``import anynet`` does not import this module.
 """
 

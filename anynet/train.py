@@ -44,9 +44,9 @@ class History:
     monitor: str = "loss"
     best_epoch: int | None = None
     best_value: float | None = None
-    #: whether the network was given back the weights of ``best_epoch`` (early stopping) rather than the last
-    restored_best: bool = False
     stopped_early: bool = False
+    #: the network kept the weights of ``best_epoch`` (early stopping), not those of the last epoch
+    restored_best: bool = False
     wall_time: float = 0.0
     backend: str = ""
     device: str = ""
@@ -68,7 +68,7 @@ class History:
         try:
             from matplotlib.figure import Figure
         except ImportError as exc:
-            msg = 'History.plot needs matplotlib; pip install "anynet[plot]"'
+            msg = "History.plot needs matplotlib; pip install matplotlib"
             raise ImportError(msg) from exc
         if ax is None:
             if path is None:
@@ -81,7 +81,7 @@ class History:
         ax.plot(epochs, self.loss, label="train loss")
         if self.val_loss:
             ax.plot(epochs, self.val_loss, label="validation loss")
-        if self.best_epoch is not None and self.monitor in ("loss", "val_loss"):
+        if self.restored_best and self.best_epoch is not None:
             ax.axvline(self.best_epoch + 1, color="0.6", linestyle=":", label=f"best epoch ({self.best_epoch + 1})")
         positive = all(v > 0 for v in self.loss + self.val_loss)
         if (logy if logy is not None else positive and self.epochs > 1) and positive:

@@ -26,7 +26,7 @@ def write_markdown(path: Path, *, machine: dict, command: str, elapsed: float, o
         "",
         table(["", ""], [[k, str(v)] for k, v in machine.items()]),
         "",
-        "## Targets (issue 7)",
+        "## Targets",
         "",
         targets_table(outcomes),
         "",

@@ -52,8 +52,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="limit every library's CPU threads to N (BLAS, OpenMP, torch, XLA); default: each library's own",
     )
-    p.add_argument("--out", type=Path, default=HERE / "results", help="where the results go (default: %(default)s)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where the results go (default: benchmarks/results; --quick: benchmarks/results/quick, git-ignored, "
+        "so a smoke run never overwrites the committed full-run results)",
+    )
     args = p.parse_args(argv)
+    if args.out is None:
+        args.out = HERE / "results" / "quick" if args.quick else HERE / "results"
     args.only = [w.strip() for w in args.only.split(",") if w.strip()]
     bad = [w for w in args.only if w not in WORKLOADS]
     if bad:
@@ -220,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             "launch) weigh more than in the real job: judge the targets on a full run",
         )
     if any(o.targets for o in outcomes):
-        print("### Targets (issue 7)\n")
+        print("### Targets\n")
         print(targets_table(outcomes))
         print()
     if env.notes:

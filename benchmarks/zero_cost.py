@@ -21,6 +21,7 @@ checked against its hand-written twin.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -29,10 +30,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import common  # noqa: E402
-import peers  # noqa: E402
+import common
+import peers
 
-import anynet  # noqa: E402
+import anynet
 
 RESULTS = common.ROOT / "benchmarks" / "results"
 XOR_X = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=np.float64)
@@ -91,8 +92,7 @@ def _anynet_large(backend: str, X, T, params, steps: int):
     n = steps * BATCH
 
     def run():
-        net.fit(Xd[:n], Td[:n], epochs=1, batch_size=BATCH, shuffle=False, lr=LARGE_LR, loss="cross_entropy",
-                verbose=0)
+        net.fit(Xd[:n], Td[:n], epochs=1, batch_size=BATCH, shuffle=False, lr=LARGE_LR, loss="cross_entropy", verbose=0)
         return net.layers
 
     return run
@@ -106,39 +106,119 @@ def _contenders(backends: list[str], xor_steps: int, large_steps: int) -> list[c
     T = np.eye(LARGE[-1], dtype=np.float32)[rng.integers(0, LARGE[-1], n)]
     params = [
         (rng.standard_normal((a, b)).astype(np.float32) * np.float32(np.sqrt(2 / a)), np.zeros(b, np.float32))
-        for a, b in zip(LARGE[:-1], LARGE[1:], strict=True)
+        for a, b in itertools.pairwise(LARGE)
     ]
     job = peers.MLPJob("sgd", LARGE_LR, BATCH, epochs=1)
     host = lambda out: {"params": _host(out)}  # noqa: E731
     rows = [
-        common.Contender("numpy xor: seed loop by hand", lambda s: peers.seed_xor(XOR_X, XOR_T, W1, W2, s), xor_steps,
-                         kind="ref", host=host, cap=False, backend="numpy"),
-        common.Contender("numpy xor: anynet", lambda s: _anynet_xor("numpy", W1, W2, s), xor_steps, kind="anynet",
-                         host=host, cap=False, backend="numpy"),
-        common.Contender("numpy large: by hand", lambda s: peers.numpy_mlp(X, T, params, job), large_steps,
-                         kind="ref", host=host, cap=False, backend="numpy"),
-        common.Contender("numpy large: anynet", lambda s: _anynet_large("numpy", X, T, params, s), large_steps,
-                         kind="anynet", host=host, cap=False, backend="numpy"),
+        common.Contender(
+            "numpy xor: seed loop by hand",
+            lambda s: peers.seed_xor(XOR_X, XOR_T, W1, W2, s),
+            xor_steps,
+            kind="ref",
+            host=host,
+            cap=False,
+            backend="numpy",
+        ),
+        common.Contender(
+            "numpy xor: anynet",
+            lambda s: _anynet_xor("numpy", W1, W2, s),
+            xor_steps,
+            kind="anynet",
+            host=host,
+            cap=False,
+            backend="numpy",
+        ),
+        common.Contender(
+            "numpy large: by hand",
+            lambda s: peers.numpy_mlp(X, T, params, job),
+            large_steps,
+            kind="ref",
+            host=host,
+            cap=False,
+            backend="numpy",
+        ),
+        common.Contender(
+            "numpy large: anynet",
+            lambda s: _anynet_large("numpy", X, T, params, s),
+            large_steps,
+            kind="anynet",
+            host=host,
+            cap=False,
+            backend="numpy",
+        ),
     ]
     if "torch" in backends:
         rows += [
-            common.Contender("torch xor: seed loop by hand", lambda s: peers.torch_xor(XOR_X, XOR_T, W1, W2, s),
-                             xor_steps, kind="ref", host=host, cap=False, backend="torch"),
-            common.Contender("torch xor: anynet", lambda s: _anynet_xor("torch", W1, W2, s), xor_steps,
-                             kind="anynet", host=host, cap=False, backend="torch"),
-            common.Contender("torch large: by hand", lambda s: peers.torch_mlp(X, T, params, job), large_steps,
-                             kind="ref", host=host, cap=False, backend="torch"),
-            common.Contender("torch large: anynet", lambda s: _anynet_large("torch", X, T, params, s), large_steps,
-                             kind="anynet", host=host, cap=False, backend="torch"),
+            common.Contender(
+                "torch xor: seed loop by hand",
+                lambda s: peers.torch_xor(XOR_X, XOR_T, W1, W2, s),
+                xor_steps,
+                kind="ref",
+                host=host,
+                cap=False,
+                backend="torch",
+            ),
+            common.Contender(
+                "torch xor: anynet",
+                lambda s: _anynet_xor("torch", W1, W2, s),
+                xor_steps,
+                kind="anynet",
+                host=host,
+                cap=False,
+                backend="torch",
+            ),
+            common.Contender(
+                "torch large: by hand",
+                lambda s: peers.torch_mlp(X, T, params, job),
+                large_steps,
+                kind="ref",
+                host=host,
+                cap=False,
+                backend="torch",
+            ),
+            common.Contender(
+                "torch large: anynet",
+                lambda s: _anynet_large("torch", X, T, params, s),
+                large_steps,
+                kind="anynet",
+                host=host,
+                cap=False,
+                backend="torch",
+            ),
         ]
     if "jax" in backends:
         rows += [
-            common.Contender("jax xor: anynet", lambda s: _anynet_xor("jax", W1, W2, s), xor_steps, kind="anynet",
-                             host=host, cap=False, backend="jax", sync=lambda out: common.block("jax", out)),
-            common.Contender("jax large: jitted by hand", lambda s: peers.jax_mlp(X, T, params, job), large_steps,
-                             kind="ref", host=host, cap=False, backend="jax", sync=lambda out: common.block("jax", out)),
-            common.Contender("jax large: anynet", lambda s: _anynet_large("jax", X, T, params, s), large_steps,
-                             kind="anynet", host=host, cap=False, backend="jax", sync=lambda out: common.block("jax", out)),
+            common.Contender(
+                "jax xor: anynet",
+                lambda s: _anynet_xor("jax", W1, W2, s),
+                xor_steps,
+                kind="anynet",
+                host=host,
+                cap=False,
+                backend="jax",
+                sync=lambda out: common.block("jax", out),
+            ),
+            common.Contender(
+                "jax large: jitted by hand",
+                lambda s: peers.jax_mlp(X, T, params, job),
+                large_steps,
+                kind="ref",
+                host=host,
+                cap=False,
+                backend="jax",
+                sync=lambda out: common.block("jax", out),
+            ),
+            common.Contender(
+                "jax large: anynet",
+                lambda s: _anynet_large("jax", X, T, params, s),
+                large_steps,
+                kind="anynet",
+                host=host,
+                cap=False,
+                backend="jax",
+                sync=lambda out: common.block("jax", out),
+            ),
         ]
     return rows
 
@@ -175,8 +255,9 @@ def main(argv: list[str] | None = None) -> int:
         jax.config.update("jax_enable_x64", True)  # the XOR job is float64, as the seed's
     xor_steps, large_steps, repeats = (2000, 4, 2) if args.quick else (60000, LARGE_STEPS, args.repeats)
     common.log(f"zero-cost: {backends}, XOR {xor_steps} steps, large {large_steps} steps, {repeats} repeats")
-    rows = {r.name: r for r in common.measure(_contenders(backends, xor_steps, large_steps), repeats=repeats,
-                                              budget=1e9)}
+    rows = {
+        r.name: r for r in common.measure(_contenders(backends, xor_steps, large_steps), repeats=repeats, budget=1e9)
+    }
     table, records = [], []
     for name, ref_name in PAIRS.items():
         row, ref = rows.get(name), rows.get(ref_name)
@@ -189,46 +270,75 @@ def main(argv: list[str] | None = None) -> int:
         target = TARGETS[(backend, job)]
         diff = _check(row, ref) if ok else None
         met = ok and r_min is not None and r_min <= target
-        records.append({
-            "backend": backend, "job": job, "anynet": name, "hand": ref_name,
-            "anynet_min_s": row.min if row.ok else None, "anynet_median_s": row.median if row.ok else None,
-            "hand_min_s": ref.min if ref.ok else None, "hand_median_s": ref.median if ref.ok else None,
-            "ratio_min": r_min, "ratio_median": r_med, "target": target, "met": met, "max_weight_diff": diff,
-            "status": row.status if not row.ok else ref.status, "reason": row.reason or ref.reason,
-        })
-        table.append([
-            backend, job, ref_name.split(": ")[1],
-            common.fmt_time(ref.min) if ref.ok else ref.status,
-            common.fmt_time(row.min) if row.ok else row.status,
-            common.fmt_ratio(r_min), common.fmt_ratio(r_med), f"≤ {target:.2f}",
-            ("met" if met else "**not met**") if ok else "n/a",
-            "" if diff is None else f"{diff:.1e}",
-        ])
+        records.append(
+            {
+                "backend": backend,
+                "job": job,
+                "anynet": name,
+                "hand": ref_name,
+                "anynet_min_s": row.min if row.ok else None,
+                "anynet_median_s": row.median if row.ok else None,
+                "hand_min_s": ref.min if ref.ok else None,
+                "hand_median_s": ref.median if ref.ok else None,
+                "ratio_min": r_min,
+                "ratio_median": r_med,
+                "target": target,
+                "met": met,
+                "max_weight_diff": diff,
+                "status": row.status if not row.ok else ref.status,
+                "reason": row.reason or ref.reason,
+            }
+        )
+        table.append(
+            [
+                backend,
+                job,
+                ref_name.split(": ")[1],
+                common.fmt_time(ref.min) if ref.ok else ref.status,
+                common.fmt_time(row.min) if row.ok else row.status,
+                common.fmt_ratio(r_min),
+                common.fmt_ratio(r_med),
+                f"≤ {target:.2f}",
+                ("met" if met else "**not met**") if ok else "n/a",
+                "" if diff is None else f"{diff:.1e}",
+            ]
+        )
     info = common.machine_info()
     fastest = {}
     for job in ("xor", "large"):
         timed = [(r["anynet_min_s"], r["backend"]) for r in records if r["job"] == job and r["anynet_min_s"]]
         if timed:
             fastest[job] = min(timed)[1]
-    text = "\n".join([
-        "# anynet against the same job hand-written in the same library",
-        "",
-        *(f"- {k}: {v}" for k, v in info.items()),
-        f"- repeats: {repeats}; XOR {xor_steps} full-batch steps; large MLP {large_steps} steps of batch {BATCH}",
-        "",
-        "Time ratios anynet ÷ hand-written (lower is faster), min and median of the repeats. JAX's XOR is "
-        "against the NumPy seed loop. *diff*: the largest difference between the two rows' final weights.",
-        "",
-        common.table(
-            ["backend", "job", "hand-written", "hand min", "anynet min", "× (min)", "× (median)", "target", "result",
-             "diff"],
-            table,
-        ),
-        "",
-        "Fastest anynet backend on this machine: "
-        + "; ".join(f"{job}: {b}" for job, b in fastest.items()),
-        "",
-    ])
+    text = "\n".join(
+        [
+            "# anynet against the same job hand-written in the same library",
+            "",
+            *(f"- {k}: {v}" for k, v in info.items()),
+            f"- repeats: {repeats}; XOR {xor_steps} full-batch steps; large MLP {large_steps} steps of batch {BATCH}",
+            "",
+            "Time ratios anynet ÷ hand-written (lower is faster), min and median of the repeats. JAX's XOR is "
+            "against the NumPy seed loop. *diff*: the largest difference between the two rows' final weights.",
+            "",
+            common.table(
+                [
+                    "backend",
+                    "job",
+                    "hand-written",
+                    "hand min",
+                    "anynet min",
+                    "× (min)",
+                    "× (median)",
+                    "target",
+                    "result",
+                    "diff",
+                ],
+                table,
+            ),
+            "",
+            "Fastest anynet backend on this machine: " + "; ".join(f"{job}: {b}" for job, b in fastest.items()),
+            "",
+        ]
+    )
     print(text)
     out = RESULTS / "quick" if args.quick else RESULTS
     out.mkdir(parents=True, exist_ok=True)

@@ -203,8 +203,19 @@ def test_demo_prints_the_seeds_story(started, backend, device):
     net = anynet.Network([3, 4, 1], activation="sigmoid", bias=False, seed=1, backend="numpy")
     want = net.fit(XOR_X, XOR_T, epochs=30, lr=1.0, loss="half_sse", verbose=0).loss[-1]
     assert got == pytest.approx(want, abs=1e-5)
-    rows = [line.split() for line in lines[-4:]]
+    # told for a learner: the task, then each step in words before its numbers
+    steps = [
+        next(i for i, line in enumerate(lines) if line.startswith(s))
+        for s in ("The task", "Step 1", "Step 2", "Step 3")
+    ]
+    assert steps == sorted(steps)
+    assert "forward" in out
+    assert "backward" in out
+    assert "update" in out
+    rows = [line.split() for line in lines[steps[-1] + 2 : steps[-1] + 6]]
     assert [(r[0], r[1], r[3]) for r in rows] == [("0", "0", "0"), ("0", "1", "1"), ("1", "0", "1"), ("1", "1", "0")]
+    right = sum((float(r[4]) > 0.5) == (r[3] == "1") for r in rows)
+    assert lines[-1].startswith(f"{right} of 4 rows right")
 
 
 # --------------------------------------------------------------------------- train, predict, evaluate
@@ -441,7 +452,7 @@ def test_pictures_without_matplotlib_fail_before_training(tmp_path, capsys, monk
         code, out, err = main(capsys, command, "--backend", "numpy")
         assert code == 1
         assert out == ""
-        assert 'pictures are drawn with matplotlib, which is not installed; pip install "anynet[plot]"' in err
+        assert "pictures are drawn with matplotlib, which is not installed; pip install matplotlib" in err
     assert list(tmp_path.iterdir()) == []  # no model, no picture, no folder
 
 
@@ -556,3 +567,139 @@ def test_a_binary_model_from_numpy_predicts_on_the_backend_under_test(trained, c
     p_there = np.array([[float(r["p_x"]), float(r["p_y"])] for r in there])
     np.testing.assert_allclose(p_there, p_here, atol=1e-5)
     np.testing.assert_allclose(p_there.sum(axis=1), 1.0, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- nothing a user can break (issue 14)
+
+
+def zip_field(path: Path, offset: int, value: int) -> None:
+    """Set a 2-byte field of the first central directory record of the zip at ``path``."""
+    import zipfile
+
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as zf:
+        start = zf.start_dir
+    data[start + offset : start + offset + 2] = value.to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+
+
+def resaved(path: Path, **changes) -> None:
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files} | changes
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def with_config(path: Path, **changes) -> None:
+    import json
+
+    with np.load(path, allow_pickle=False) as data:
+        config = json.loads(str(data["anynet_config"]))
+    resaved(path, anynet_config=np.asarray(json.dumps(config | changes)))
+
+
+def with_metadata(path: Path, **changes) -> None:
+    import json
+
+    with np.load(path, allow_pickle=False) as data:
+        config = json.loads(str(data["anynet_config"]))
+    config["metadata"] |= changes
+    resaved(path, anynet_config=np.asarray(json.dumps(config)))
+
+
+def huge_w0(path: Path) -> None:
+    """W0's .npy header declares 8 TiB; the entry holds its few real bytes."""
+    import zipfile
+
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (1 << 20, 1 << 20)})
+    with zipfile.ZipFile(path, "w") as zf:
+        for key, a in arrays.items():
+            with zf.open(f"{key}.npy", "w") as fh:
+                if key == "W0":
+                    fh.write(header.getvalue() + a.tobytes())
+                else:
+                    np.lib.format.write_array(fh, a, allow_pickle=False)
+
+
+TAMPERED = {
+    "compression method": (lambda p: zip_field(p, 10, 99), "not a readable .npz archive"),
+    "encrypted": (lambda p: zip_field(p, 8, 1), "not a readable .npz archive"),
+    "huge shape": (huge_w0, "entry 'W0.npy' declares float64 (1048576, 1048576)"),
+    "wrong shape": (lambda p: resaved(p, W0=np.ones((1, 1))), r"W0 should be finite floats of shape (2, 32)"),
+    "classes 2-D": (lambda p: resaved(p, classes=np.array([["x", "y"]])), "classes should be text of shape (2,)"),
+    "classes unsorted": (lambda p: resaved(p, classes=np.array(["y", "x"])), "are not sorted and distinct"),
+    "epochs_trained": (lambda p: with_config(p, epochs_trained=-7), "epochs_trained -7 is not a whole number"),
+    "scaling": (lambda p: with_metadata(p, standardize={"mean": 1}), "its metadata standardize"),
+    "features": (lambda p: with_metadata(p, features=["a"]), "is not a list of 2 column names"),
+}
+
+
+@pytest.mark.parametrize("command", ["evaluate m.npz good.csv", "predict m.npz good.csv"])
+@pytest.mark.parametrize("case", sorted(TAMPERED))
+def test_a_tampered_model_is_one_line_not_a_traceback(trained, capsys, command, case):
+    tamper, message = TAMPERED[case]
+    tamper(trained / "m.npz")
+    code, out, err = main(capsys, command)
+    assert code == 1
+    assert out == ""
+    assert err.startswith("anynet: error: 'm.npz' is not a valid anynet checkpoint: ")
+    assert message in err
+    assert err.rstrip().endswith("give a model saved by `anynet train`")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_features_that_overflow_when_standardised_are_named(trained, capsys):
+    rows = "".join(f"{i * 1e307},{i % 3},{'xy'[i % 2]}\n" for i in range(12))
+    (trained / "huge.csv").write_text("a,b,label\n" + rows)
+    code, out, err = main(capsys, "train huge.csv --standardize --epochs 2 --out h.npz --quiet")
+    assert code == 1
+    assert out == ""
+    assert err.strip() == (
+        "anynet: error: column 'a' of 'huge.csv' overflows float64 when standardised (--standardize): "
+        "its values reach 1.1e+308; divide the column by a power of ten first"
+    )
+    assert not (trained / "h.npz").exists()
+    # a model trained on ordinary numbers, asked about these: named too, not "X holds NaN"
+    assert main(capsys, "train good.csv --standardize --epochs 2 --out s.npz --quiet")[0] == 0
+    (trained / "far.csv").write_text("a,b,label\n1,1.7e308,x\n2,1,y\n")  # b's std in training is below 1
+    code, out, err = main(capsys, "predict s.npz far.csv")
+    assert code == 1
+    assert "column 'b' of 'far.csv' overflows float64 once standardised as the training data was" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_target_whose_scale_overflows_is_refused_not_trained_into_inf(trained, capsys):
+    (trained / "far.csv").write_text("a,y\n" + "".join(f"{i},{(-1) ** i * (1 + i / 30) * 1e300}\n" for i in range(30)))
+    code, _, err = main(capsys, "train far.csv --standardize --epochs 2 --out far.npz --quiet")
+    assert code == 1
+    assert "column 'y' of 'far.csv' overflows float64 when standardised (--standardize)" in err
+    assert not (trained / "far.npz").exists()
+
+
+def test_a_full_disk_names_the_file(trained, capsys, monkeypatch):
+    import errno
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(np, "savez", full)
+    code, _, err = main(capsys, "train good.csv --epochs 2 --out new.npz --quiet")
+    assert code == 1
+    assert err.strip() == f"anynet: error: cannot write 'new.npz': {os.strerror(errno.ENOSPC)}"
+    monkeypatch.setattr(Path, "write_text", full)
+    code, _, err = main(capsys, "predict m.npz good.csv --out p.csv --quiet")
+    assert code == 1
+    assert err.strip() == f"anynet: error: cannot write 'p.csv': {os.strerror(errno.ENOSPC)}"
+    assert sorted(p.name for p in trained.iterdir() if p.name.startswith(".")) == []  # no temporary files left
+
+
+@pytest.mark.parametrize("cpu_only", ["numpy", "dask", "array_api_strict"])
+def test_a_gpu_asked_of_a_cpu_only_backend_names_one_that_has_it(trained, capsys, cpu_only):
+    code, _, err = main(capsys, f"train good.csv --backend {cpu_only} --device cuda --out g.npz --quiet")
+    assert code == 1
+    assert f"--device cuda: the {cpu_only} backend runs on the CPU only" in err
+    assert "use --backend torch or --backend cupy" in err
+    assert "nvidia-smi" not in err

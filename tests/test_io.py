@@ -231,3 +231,283 @@ def test_a_checkpoint_gets_ordinary_file_permissions(tmp_path):
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+# --------------------------------------------------------------------------- what load checks (issue 14)
+
+
+def small():
+    """A one-output sigmoid classifier with Adam state and history: every kind of entry, in a few KB."""
+    net = anynet.Network([2, 1], output_activation="sigmoid", seed=1)
+    t = np.array([0, 1, 1, 1])
+    net.fit(XOR_X[:, :2], t, epochs=1, lr=0.05, optimizer="adam", loss="binary_cross_entropy", verbose=0)
+    return net
+
+
+def content(net):
+    """Everything a checkpoint restores, on the host, for exact comparison."""
+    state = []
+
+    def leaves(tree):
+        if isinstance(tree, (list, tuple)):
+            for item in tree:
+                leaves(item)
+        elif tree is not None:
+            state.append(np.asarray(anynet.to_numpy(tree)) if not isinstance(tree, int) else tree)
+
+    leaves(net._opt_state)
+    return {
+        "params": host(net),
+        "state": state,
+        "classes": np.asarray(net.classes),
+        "config": (net.sizes, net.activation, net.output_activation, net.bias, net.init, net.seed),
+        "epochs": net.epochs_trained,
+        "metadata": net.metadata,
+        "history": net.history.as_dict(),
+        "optimizer": net._opt,
+    }
+
+
+def same(a, b):
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, np.ndarray):
+        return a.dtype == b.dtype and np.array_equal(a, b)
+    return a == b
+
+
+def test_a_nan_in_the_optimizer_state_is_refused_at_load(tmp_path):
+    path = anynet.save(quick(), tmp_path / "net.npz")
+    moment = entries(path)["opt.1.0.0"].copy()
+    moment[0, 0] = np.nan
+    rewrite(path, **{"opt.1.0.0": moment})
+    with pytest.raises(anynet.CheckpointError, match=r"optimizer state entry opt.1.0.0 should be finite floats"):
+        anynet.load(path)
+    rewrite(path, **{"opt.1.0.0": np.full_like(moment, np.inf)})
+    with pytest.raises(anynet.CheckpointError, match=r"opt.1.0.0 should be finite floats, found NaN or infinite"):
+        anynet.load(path)
+
+
+def damage_positions(data: bytes) -> list[int]:
+    """Every byte of the zip's local headers and central directory (where a flipped bit changes the
+    compression method, the version, the flags or a size), and a seeded sample of the rest."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        headers = set(range(zf.start_dir, len(data)))
+        for info in zf.infolist():
+            headers |= set(range(info.header_offset, info.header_offset + 30 + len(info.filename) + 20))
+    rest = sorted(set(range(len(data))) - headers)
+    sample = np.random.default_rng(14).choice(rest, size=min(300, len(rest)), replace=False)
+    return sorted(headers & set(range(len(data)))) + sorted(int(i) for i in sample)
+
+
+def test_any_single_damaged_byte_loads_identically_or_raises_checkpoint_error(tmp_path):
+    path = anynet.save(small(), tmp_path / "net.npz")
+    data = path.read_bytes()
+    want = content(anynet.load(path))
+    damaged = tmp_path / "damaged.npz"
+    loaded = refused = 0
+    for i in damage_positions(data):
+        for flip in (0xFF, 0x01):
+            b = bytearray(data)
+            b[i] ^= flip
+            damaged.write_bytes(bytes(b))
+            try:
+                net = anynet.load(damaged)
+            except anynet.CheckpointError:
+                refused += 1
+                continue
+            loaded += 1
+            assert same(content(net), want), f"byte {i} ^ {flip:#x} loaded different content"
+    assert refused > 0
+    assert loaded > 0
+
+
+def npy_bytes(shape, data):
+    """A .npy entry whose header declares ``shape`` (float64) whatever ``data`` holds."""
+    import io
+
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": "<f8", "fortran_order": False, "shape": shape})
+    return buffer.getvalue() + data
+
+
+def test_a_huge_declared_shape_is_refused_before_any_allocation(tmp_path):
+    import zipfile
+
+    path = anynet.save(quick(), tmp_path / "net.npz")
+    arrays = entries(path)
+    with zipfile.ZipFile(path, "w") as zf:
+        for key, a in arrays.items():
+            if key == "W0":  # 8 TiB declared, 96 bytes held
+                zf.writestr("W0.npy", npy_bytes((1 << 20, 1 << 20), a.tobytes()))
+            else:
+                with zf.open(f"{key}.npy", "w") as fh:
+                    np.lib.format.write_array(fh, a, allow_pickle=False)
+    with pytest.raises(anynet.CheckpointError, match=r"entry 'W0.npy' declares float64 \(1048576, 1048576\)"):
+        anynet.load(path)
+
+
+def test_declared_shapes_are_checked_against_the_configuration_before_any_array_is_read(tmp_path, monkeypatch):
+    path = anynet.save(quick(), tmp_path / "net.npz")
+    rewrite(path, W1=np.ones((40, 30)))
+    read = []
+    original = np.lib.format.read_array
+    monkeypatch.setattr(np.lib.format, "read_array", lambda fh, **kw: read.append(fh.name) or original(fh, **kw))
+    with pytest.raises(anynet.CheckpointError, match=r"W1 should be finite floats of shape \(4, 2\), found float64"):
+        anynet.load(path)
+    assert read == ["anynet_config.npy"]  # the configuration only: no weight was read
+
+
+def with_config(path, **changes):
+    rewrite(path, anynet_config=np.asarray(json.dumps(config_of(path) | changes)))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"epochs_trained": -7}, r"epochs_trained -7 is not a whole number >= 0"),
+        ({"epochs_trained": 2.5}, r"epochs_trained 2.5 is not a whole number"),
+        ({"seed": "abc"}, r"seed 'abc' is not an integer or null"),
+        ({"seed": 1.5}, r"seed 1.5 is not an integer or null"),
+        ({"init": 123}, r"init 123 is not one of \['glorot', 'he', 'uniform'\]"),
+        ({"bias": "yes"}, r"bias 'yes' is not true or false"),
+        ({"metadata": [1, 2]}, r"metadata \[1, 2\] is not a JSON object"),
+    ],
+)
+def test_the_configuration_is_type_checked(tmp_path, change, message):
+    path = anynet.save(quick(), tmp_path / "net.npz")
+    with_config(path, **change)
+    with pytest.raises(anynet.CheckpointError, match=message):
+        anynet.load(path)
+
+
+@pytest.mark.parametrize(
+    ("state", "message"),
+    [
+        ("abc", r"the adam state is not \[step count, first moments, second moments\]"),
+        (lambda s: ["abc", *s[1:]], r"the adam step count 'abc' is not a whole number >= 0"),
+        (lambda s: [-1, *s[1:]], r"the adam step count -1 is not a whole number >= 0"),
+        (lambda s: [s[0], s[1][:1], s[2]], r"first moment is not one entry per layer \(2\)"),
+        (lambda s: [s[0], s[1], [[{"array": "opt.2.0.0"}, None], s[2][1]]], r"second moment for b0 is None"),
+    ],
+)
+def test_the_optimizer_state_structure_is_type_checked(tmp_path, state, message):
+    path = anynet.save(quick(), tmp_path / "net.npz")
+    optimizer = config_of(path)["optimizer"]
+    optimizer["state"] = state(optimizer["state"]) if callable(state) else state
+    with_config(path, optimizer=optimizer)
+    with pytest.raises(anynet.CheckpointError, match=message):
+        anynet.load(path)
+
+
+def test_optimizer_state_shapes_must_equal_the_weights(tmp_path):
+    path = anynet.save(quick(), tmp_path / "net.npz")  # opt.1.0.0 is Adam's first moment of W0: (3, 4)
+    rewrite(path, **{"opt.1.0.0": np.zeros((1, 4))})  # broadcasts silently against W0 on the reference engine
+    with pytest.raises(anynet.CheckpointError, match=r"opt.1.0.0 should be finite floats of shape \(3, 4\)"):
+        anynet.load(path)
+    path = anynet.save(quick(), tmp_path / "net.npz")
+    rewrite(path, **{"opt.2.1.1": np.zeros(3)})
+    with pytest.raises(anynet.CheckpointError, match=r"opt.2.1.1 should be finite floats of shape \(2,\)"):
+        anynet.load(path)
+
+
+@pytest.mark.parametrize(
+    ("classes", "message"),
+    [
+        (np.array(["no"]), r"classes should be text of shape \(2,\), found <U2 \(1,\)"),
+        (np.array([["no", "yes"]]), r"classes should be text of shape \(2,\), found <U3 \(1, 2\)"),
+        (np.array(["yes", "no"]), r"classes \['yes', 'no'\] are not sorted and distinct"),
+        (np.array(["no", "no"]), r"classes \['no', 'no'\] are not sorted and distinct"),
+    ],
+)
+def test_classes_must_match_the_outputs(tmp_path, classes, message):
+    path = anynet.save(quick(), tmp_path / "net.npz")
+    rewrite(path, classes=classes)
+    with pytest.raises(anynet.CheckpointError, match=message):
+        anynet.load(path)
+
+
+def test_one_sigmoid_output_holds_two_classes(tmp_path):
+    net = small()
+    path = anynet.save(net, tmp_path / "net.npz")
+    np.testing.assert_array_equal(anynet.load(path).classes, [0, 1])
+    rewrite(path, classes=np.array([0, 1, 2]))
+    with pytest.raises(anynet.CheckpointError, match=r"classes should be numbers of shape \(2,\), found int64 \(3,\)"):
+        anynet.load(path)
+
+
+# --------------------------------------------------------------------------- leftovers of a killed save
+
+
+def dead_pid():
+    """The pid of a process that has exited (and been reaped)."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+KILLED_MID_SAVE = """
+import os, signal, sys
+import numpy as np
+import anynet
+
+def dies(fh, **arrays):
+    fh.write(b"PK\\x03\\x04 half a zip")
+    fh.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+net = anynet.Network([2, 1])
+np.savez = dies
+anynet.save(net, sys.argv[1])
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL and pid probes are POSIX")
+def test_a_save_clears_what_a_killed_save_left_and_nothing_else(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "net.npz"
+    killed = subprocess.run([sys.executable, "-c", KILLED_MID_SAVE, str(path)], check=False)
+    assert killed.returncode == -signal.SIGKILL
+    left = [p.name for p in tmp_path.iterdir()]
+    assert len(left) == 1
+    assert left[0].startswith(".net.npz.")
+    assert not path.exists()
+
+    from anynet.io import _HOST
+
+    stale = tmp_path / f".net.npz.{_HOST}.{dead_pid()}.abcd1234.npz"
+    stale.write_bytes(b"PK\x03\x04 another dead writer's")
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as live:
+        try:
+            busy = tmp_path / f".net.npz.{_HOST}.{live.pid}.efgh5678.npz"  # a concurrent save in progress
+            elsewhere = tmp_path / f".net.npz.otherhost.{dead_pid()}.ijkl9012.npz"  # a pid of another machine
+            other = tmp_path / f".other.npz.{_HOST}.{dead_pid()}.mnop3456.npz"  # another file's leftover
+            for p in (busy, elsewhere, other):
+                p.write_bytes(b"in progress")
+            anynet.save(quick(), path)
+            assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+                ["net.npz", busy.name, elsewhere.name, other.name]
+            )
+        finally:
+            live.kill()
+    anynet.load(path)
+
+
+def test_the_history_keeps_whether_the_best_weights_were_restored(tmp_path):
+    net = anynet.Network([3, 4, 1], seed=0)
+    net.fit(XOR_X, XOR_X[:, :1], epochs=6, lr=2.0, validation_data=(XOR_X, 1 - XOR_X[:, :1]), patience=2, verbose=0)
+    assert net.history.restored_best
+    back = anynet.load(anynet.save(net, tmp_path / "net.npz"))
+    assert back.history.restored_best
+    assert back.history.best_epoch == net.history.best_epoch

@@ -642,6 +642,24 @@ def test_history_plot_writes_a_png(tmp_path):
     assert {line.get_label() for line in ax.get_lines()} >= {"train loss", "validation loss"}
 
 
+def test_the_plot_marks_a_best_epoch_only_when_its_weights_were_kept(tmp_path):
+    pytest.importorskip("matplotlib")
+    _, restored, _ = early_stopping_run(patience=3)
+    _, last_kept, _ = early_stopping_run(patience=2, min_delta=1e6, restore_best_weights=False)
+    no_patience = anynet.Network([3, 4, 1], seed=0).fit(XOR_X, XOR_T, epochs=5, verbose=0)
+    assert (restored.restored_best, last_kept.restored_best, no_patience.restored_best) == (True, False, False)
+    assert last_kept.best_epoch is not None  # tracked, but those weights were not kept: no marker
+
+    def marked(history):
+        return [
+            line.get_label() for line in history.plot(tmp_path / "loss.png").get_lines() if "best" in line.get_label()
+        ]
+
+    assert marked(restored) == [f"best epoch ({restored.best_epoch + 1})"]
+    assert marked(last_kept) == []
+    assert marked(no_patience) == []
+
+
 def test_verbose_0_prints_nothing(capfd):
     anynet.Network([3, 4, 1], seed=0).fit(XOR_X, XOR_T, epochs=5, verbose=0)
     assert capfd.readouterr() == ("", "")
