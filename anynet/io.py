@@ -70,9 +70,10 @@ def save(net: Network, path: str | os.PathLike) -> Path:
         if b is not None:
             arrays[f"b{i}"] = B.to_numpy(b)
     opt = None
-    if net._opt is not None and net._opt_state is not None:
-        fields = {k: v for k, v in net._opt.__dict__.items() if k != "name"}
-        opt = {"name": net._opt.name, "options": fields, "state": _flatten(net._opt_state, "opt", arrays)}
+    # an optimizer of the user's own is not saved: a checkpoint must load without its code
+    if type(net.optimizer) in optimizers.OPTIMIZERS.values() and net.optimizer_state is not None:
+        fields = {k: v for k, v in net.optimizer.__dict__.items() if k != "name"}
+        opt = {"name": net.optimizer.name, "options": fields, "state": _flatten(net.optimizer_state, "opt", arrays)}
     classes = None
     if net.classes is not None:
         c = np.asarray(net.classes)
@@ -531,8 +532,7 @@ def _build(config: dict, arrays: dict, backend: str | None, device: str | None, 
         backend=backend,
         device=device,
     )
-    net._pinned = backend is not None
-    net._dtype_chosen = dtype is not None
+    net.follow(place=backend is None, dtype=dtype is None)
     net.init = config.get("init", "uniform")
     net.seed = config.get("seed")
     net.epochs_trained = config.get("epochs_trained", 0)
@@ -541,9 +541,7 @@ def _build(config: dict, arrays: dict, backend: str | None, device: str | None, 
         net.classes = np.asarray(arrays["classes"])
     opt = config.get("optimizer")
     if opt is not None:
-        net._opt = optimizers.get(opt["name"], **opt["options"])
-        state = _unflatten(opt["state"], arrays)
-        net._opt_state = net._to_device(state, B.dtype_name(net.dtype))
+        net.set_optimizer(optimizers.get(opt["name"], **opt["options"]), _unflatten(opt["state"], arrays))
     if config.get("history") is not None:
         h = History(**config["history"])
         for k in HISTORY_SERIES:

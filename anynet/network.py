@@ -10,6 +10,7 @@ from . import activations, core, losses
 from . import backend as B
 from . import init as initialisers
 from ._validate import all_finite, host_2d, kind_of, not_finite_message, same_place
+from .tree import tree_map
 
 
 class Network:
@@ -144,7 +145,7 @@ class Network:
                 a = a.astype(np_dtype)
             return B.from_numpy(a, self.backend, self._native)
 
-        return _tree_map(move, tree)
+        return tree_map(move, tree)
 
     # ----------------------------------------------------------------------------- parameters
 
@@ -176,6 +177,40 @@ class Network:
             f"output_activation={self.output_activation!r}, bias={self.bias}, "
             f"backend={self.backend!r}, device={self.device!r}, dtype={B.dtype_name(self.dtype)!r})"
         )
+
+    @property
+    def optimizer(self) -> Any:
+        """The optimizer whose state the network holds from its last fit (or a checkpoint), or ``None``."""
+        return self._opt
+
+    @property
+    def optimizer_state(self) -> Any:
+        """That optimizer's state, on the network's device, or ``None``; a ``fit`` with an equal
+        optimizer continues from it."""
+        return self._opt_state
+
+    def set_optimizer(self, optimizer: Any, state: Any) -> None:
+        """Hold ``optimizer`` (an ``anynet.optimizers`` object) and its ``state`` (host or device arrays,
+        moved here) for the next ``fit`` to continue from; ``None`` for either forgets both."""
+        if optimizer is None or state is None:
+            self._opt = self._opt_state = None
+            return
+        from .optimizers import is_optimizer
+
+        if not is_optimizer(optimizer):
+            msg = f"optimizer must be an optimizer object with init and step, got {optimizer!r}"
+            raise TypeError(msg)
+        self._opt, self._opt_state = optimizer, self._to_device(state, B.dtype_name(self.dtype))
+
+    def follow(self, *, place: bool | None = None, dtype: bool | None = None) -> Network:
+        """Whether the network follows the data it is given: ``place=True`` lets it move (once) to the
+        backend and device of arrays passed to ``fit``/``predict``, ``dtype=True`` lets it take their
+        float dtype. ``None`` leaves a setting as it is. Returns the network."""
+        if place is not None:
+            self._pinned = not place
+        if dtype is not None:
+            self._dtype_chosen = not dtype
+        return self
 
     def to(self, backend: str | None = None, device: str | None = None, dtype: Any = None) -> Network:
         """The same network (weights, optimizer state, classes) on another backend, device or dtype."""
@@ -460,12 +495,3 @@ def _two_classes(known: np.ndarray, label: str) -> None:
             "give labels of both classes, or pass both to fit as classes=[...]"
         )
         raise ValueError(msg)
-
-
-def _tree_map(fn, tree: Any) -> Any:
-    """Apply ``fn`` to every array in nested lists/tuples, leaving ``None`` and plain numbers alone."""
-    if isinstance(tree, (list, tuple)):
-        return type(tree)(_tree_map(fn, item) for item in tree)
-    if tree is None or isinstance(tree, (int, float)):
-        return tree
-    return fn(tree)

@@ -79,6 +79,42 @@ def test_continued_training_after_load_equals_training_on(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+def test_an_optimizer_of_the_users_own_is_not_saved_and_the_file_still_loads(tmp_path):
+    class Halving:  # plain gradient descent at half the learning rate, with a state anynet cannot rebuild
+        name = "halving"
+
+        def init(self, layers, *, xp):
+            return [(xp.zeros_like(W), None if b is None else xp.zeros_like(b)) for W, b in layers]
+
+        def step(self, layers, grads, state, lr, *, xp):
+            new = [
+                (W - 0.5 * lr * gw, None if b is None else b - 0.5 * lr * gb)
+                for (W, b), (gw, gb) in zip(layers, grads, strict=True)
+            ]
+            return new, state
+
+    net = anynet.Network([3, 2, 1], seed=0)
+    net.fit(XOR_X, XOR_X[:, :1], epochs=2, optimizer=Halving(), verbose=0)
+    assert isinstance(net.optimizer, Halving)
+    back = anynet.load(anynet.save(net, tmp_path / "net.npz"))
+    assert back.optimizer is None and back.optimizer_state is None
+    for a, b in zip(host(net), host(back), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_set_optimizer_hands_a_state_to_the_next_fit():
+    a, b = trained(), trained()
+    options = {"epochs": 2, "lr": 0.05, "optimizer": "adam", "batch_size": 2, "seed": 1, "verbose": 0}
+    a.fit(XOR_X, LABELS, **options)
+    b.set_optimizer(None, None)
+    assert b.optimizer is None
+    b.set_optimizer(a.optimizer, a.optimizer_state)  # Adam's step count and moments
+    b.layers = a.layers
+    assert a.fit(XOR_X, LABELS, **options).loss == b.fit(XOR_X, LABELS, **options).loss
+    with pytest.raises(TypeError, match="optimizer must be an optimizer object"):
+        b.set_optimizer("adam", a.optimizer_state)
+
+
 def test_round_trip_without_bias_and_with_momentum(tmp_path):
     net = anynet.Network([3, 2, 1], bias=False, seed=0)
     net.fit(XOR_X, XOR_X[:, :1], epochs=2, momentum=0.9, verbose=0)
