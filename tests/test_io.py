@@ -97,7 +97,8 @@ def test_an_optimizer_of_the_users_own_is_not_saved_and_the_file_still_loads(tmp
     net.fit(XOR_X, XOR_X[:, :1], epochs=2, optimizer=Halving(), verbose=0)
     assert isinstance(net.optimizer, Halving)
     back = anynet.load(anynet.save(net, tmp_path / "net.npz"))
-    assert back.optimizer is None and back.optimizer_state is None
+    assert back.optimizer is None
+    assert back.optimizer_state is None
     for a, b in zip(host(net), host(back), strict=True):
         np.testing.assert_array_equal(a, b)
 
