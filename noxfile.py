@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
+
 import nox
 
 nox.options.default_venv_backend = "venv"
@@ -16,12 +19,28 @@ BACKEND_DEPS = {
     "torch": ["torch==2.13.0"],
     "jax": ["jax>=0.4.32"],
     "dask": ["dask[array]>=2024.8"],
-    "cupy": [],  # bring your own CuPy wheel matching your CUDA: cupy-cuda12x or cupy-cuda13x
+    # CUDA 12's wheel; another (cupy-cuda13x, or a wheel file) by naming it in ANYNET_CUPY_WHEEL
+    "cupy": [os.environ.get("ANYNET_CUPY_WHEEL") or "cupy-cuda12x"],
 }
 CPU_BACKENDS = ["numpy", "array_api_strict", "torch", "jax", "dask"]
 
 
+def _cuda_devices() -> str | None:
+    """Why there is no CUDA device here (no driver library, or it sees no device), or None if there is
+    one: asked of the driver itself, before CuPy (hundreds of MB) is installed for nothing."""
+    try:
+        cuda = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return "no CUDA driver (libcuda.so.1) on this machine"
+    count = ctypes.c_int(0)
+    if cuda.cuInit(0) != 0 or cuda.cuDeviceGetCount(ctypes.byref(count)) != 0 or count.value < 1:
+        return "the CUDA driver sees no device"
+    return None
+
+
 def _tests(session: nox.Session, name: str) -> None:
+    if name == "cupy" and (why := _cuda_devices()):
+        session.skip(f"tests-cupy needs a CUDA GPU: {why}")
     deps = BACKEND_DEPS[name]
     if deps:
         session.install(*deps)
