@@ -138,3 +138,16 @@ def test_a_quick_benchmark_run_writes_beside_the_committed_results():
     assert quick == full / "quick"
     ignored = subprocess.run(["git", "check-ignore", "-q", str(quick / "RESULTS.md")], cwd=ROOT, check=False)
     assert ignored.returncode == 0, "benchmarks/results/quick/ should be git-ignored"
+
+
+def test_the_zero_cost_figures_come_from_the_committed_results():
+    """Every time and ratio in the README's zero-cost table is in ``benchmarks/results/zero-cost.md``."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("### Zero cost: anynet against the same job by hand") :]
+    section = section[: section.index("\n## ")] if "\n## " in section else section
+    rows = [line for line in section.splitlines() if re.match(r"\| (numpy|torch|jax) ", line)]
+    assert len(rows) == 6
+    results = (ROOT / "benchmarks/results/zero-cost.md").read_text(encoding="utf-8")
+    for row in rows:
+        for figure in re.findall(r"\d+\.\d+ ?(?:×|ms|s\b)", row):
+            assert figure in results, f"{figure!r} in {row!r} is not in benchmarks/results/zero-cost.md"

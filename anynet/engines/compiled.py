@@ -105,6 +105,10 @@ class Compiled:
     def __init__(self, layers, state, *, acts, loss, opt, alpha, xp, backend) -> None:
         self.layers = layers
         self._prev = layers
+        # A scan's carry must keep one tree structure: a state loaded from a checkpoint comes back in
+        # lists where the optimizer's own step returns tuples, so take the structure its init makes.
+        fresh = jax.tree_util.tree_structure(opt.init(layers, xp=jnp))
+        state = jax.tree_util.tree_unflatten(fresh, jax.tree_util.tree_leaves(state))
         self._int_count = isinstance(state, tuple) and state and isinstance(state[0], int)
         if self._int_count:  # Adam's step count becomes a traced array
             state = (jnp.asarray(state[0]), *state[1:])
