@@ -556,6 +556,17 @@ def interrupted_fit(error, monkeypatch, *, batch_size=None, in_step=None):
             return out
 
         monkeypatch.setattr(Engine, "step", failing_step)
+        if batch_size is not None and hasattr(Engine, "epoch"):  # a whole epoch in one call (JAX's scan)
+            epoch_call, epoch = itertools.count(1), Engine.epoch
+            steps_per_epoch = -(-len(XOR_X) // batch_size)
+
+            def failing_epoch(self, *args):
+                out = epoch(self, *args)
+                if next(epoch_call) == -(-in_step // steps_per_epoch):
+                    raise error
+                return out
+
+            monkeypatch.setattr(Engine, "epoch", failing_epoch)
     with pytest.raises(type(error)) as info:
         net.fit(XOR_X, XOR_T, epochs=20, batch_size=batch_size, callbacks=[keep, interrupt], verbose=0)
     return net, kept, info.value
