@@ -71,6 +71,14 @@ def _identity_vjp(z, y, g, *, xp):
     return g
 
 
+def _exp(z, *, xp):
+    return xp.exp(z)
+
+
+def _exp_vjp(z, y, g, *, xp):
+    return g * y
+
+
 def _softmax(z, *, xp):
     e = xp.exp(z - xp.max(z, axis=-1, keepdims=True))
     return e / xp.sum(e, axis=-1, keepdims=True)
@@ -90,6 +98,7 @@ ACTIVATIONS: dict[str, Activation] = {
         Activation("leaky_relu", _leaky_relu, _leaky_relu_vjp),
         Activation("softplus", _softplus, _softplus_vjp),
         Activation("identity", _identity, _identity_vjp),
+        Activation("exp", _exp, _exp_vjp),
         Activation("softmax", _softmax, _softmax_vjp),
     )
 }

@@ -27,8 +27,8 @@ def _tree_where(cond, a, b):
 
 @functools.lru_cache(maxsize=64)
 def _step_fn(acts, loss, opt, alpha):
-    def step(layers, state, X, t, lr):
-        value, grads, y = core.loss_and_grads(layers, X, t, acts=acts, loss=loss, alpha=alpha, xp=jnp)
+    def step(layers, state, X, t, lr, w):
+        value, grads, y = core.loss_and_grads(layers, X, t, acts=acts, loss=loss, alpha=alpha, w=w, xp=jnp)
         layers, state = opt.step(layers, grads, state, lr, xp=jnp)
         return layers, state, value, y
 
@@ -83,8 +83,8 @@ class Compiled:
     def snapshot(self):
         return self.layers
 
-    def step(self, X, t, lr):
-        self.layers, self._state, value, y = _step_fn(*self._key)(self.layers, self._state, X, t, lr)
+    def step(self, X, t, lr, w=None):
+        self.layers, self._state, value, y = _step_fn(*self._key)(self.layers, self._state, X, t, lr, w)
         return value, y
 
     def run(self, X, t, lrs, track_acc):

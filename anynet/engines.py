@@ -2,9 +2,10 @@
 compiled path for JAX. All three do the core's math; the reference is what the others are tested
 against.
 
-An engine owns the parameters and optimizer state while ``fit`` runs: ``step(X, t, lr)`` trains on
-one batch and returns ``(loss, y)`` with the loss in the loss's own batch reduction, ``layers`` and
-``state`` are the live values, and ``snapshot()`` gives layers that later steps will not overwrite.
+An engine owns the parameters and optimizer state while ``fit`` runs: ``step(X, t, lr, w=None)`` trains
+on one batch (``w``: its ``(n, 1)`` sample weights, or ``None``) and returns ``(loss, y)`` with the loss
+in the loss's own batch reduction, ``layers`` and ``state`` are the live values, and ``snapshot()``
+gives layers that later steps will not overwrite.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ class Reference:
         self.layers, self.state = layers, state
         self._acts, self._loss, self._opt, self._alpha, self._xp = acts, loss, opt, alpha, xp
 
-    def step(self, X, t, lr):
+    def step(self, X, t, lr, w=None):
         value, grads, y = core.loss_and_grads(
-            self.layers, X, t, acts=self._acts, loss=self._loss, alpha=self._alpha, xp=self._xp
+            self.layers, X, t, acts=self._acts, loss=self._loss, alpha=self._alpha, w=w, xp=self._xp
         )
         self.layers, self.state = self._opt.step(self.layers, grads, self.state, lr, xp=self._xp)
         return value, y
@@ -129,7 +130,10 @@ class Inplace:
         self._bufs[n] = bufs
         return bufs
 
-    def step(self, X, t, lr):
+    def step(self, X, t, lr, w=None):
+        if w is not None:
+            msg = "the in-place engine has no per-row weights; train with sample_weight on engine='reference'"
+            raise ValueError(msg)
         m, dot, kinds = self._m, self._m.dot, self._kinds
         layers = self._ring[self._pos]
         n = X.shape[0]

@@ -1,8 +1,12 @@
 """Losses, each beside its gradient, in a registry keyed by name.
 
-``value(z, y, t, *, xp)`` is a 0-d array. A loss either gives ``grad_y(y, t, *, xp)`` (chained through
-the output activation) or, for the softmax/sigmoid pairs, the fused ``grad_z(y, t, *, xp) = (y - t)/n``
-computed from the logits ``z``, which is exact and never takes the log of a rounded probability.
+``value(z, y, t, *, xp, w=None)`` is a 0-d array. A loss either gives ``grad_y(y, t, *, xp, w=None)``
+(chained through the output activation) or, for the canonical pairs (softmax, sigmoid, exp), the fused
+``grad_z(y, t, *, xp, w=None) = (y - t)/n`` computed from the logits ``z``, which is exact and never
+takes the log of a rounded probability.
+
+``w``: ``(n, 1)`` per-row weights, scikit-learn's ``sample_weight``: each row's term is multiplied by
+its weight and a mean over rows becomes the weighted mean ``Σ w·l / Σ w`` (a sum stays a sum).
 """
 
 from __future__ import annotations
@@ -24,53 +28,70 @@ class Loss:
     classification: bool = False
     #: "sum" over the batch (the seed's half_sse) or "mean" per sample: how batch losses add up
     reduction: str = "mean"
+    #: whether targets must be non-negative (counts, rates): checked where targets come in
+    nonnegative_targets: bool = False
 
 
-def _n(t):
-    return t.shape[0]
+def _n(t, w, xp):
+    """What a mean over rows divides by: ``n``, or ``Σ w`` for weighted rows."""
+    return t.shape[0] if w is None else xp.sum(w)
 
 
-def _half_sse(z, y, t, *, xp):
+def _w(a, w):
+    """Each row of ``a`` times its weight (``a`` itself without weights)."""
+    return a if w is None else w * a
+
+
+def _half_sse(z, y, t, *, xp, w=None):
     d = y - t
-    return 0.5 * xp.sum(d * d)
+    return 0.5 * xp.sum(_w(d * d, w))
 
 
-def _half_sse_grad(y, t, *, xp):
-    return y - t
+def _half_sse_grad(y, t, *, xp, w=None):
+    return _w(y - t, w)
 
 
-def _mse(z, y, t, *, xp):
+def _mse(z, y, t, *, xp, w=None):
     d = y - t
-    return xp.mean(d * d)
+    if w is None:
+        return xp.mean(d * d)
+    return xp.sum(w * (d * d)) / (xp.sum(w) * t.shape[1])
 
 
-def _mse_grad(y, t, *, xp):
-    return (2 / (t.shape[0] * t.shape[1])) * (y - t)
+def _mse_grad(y, t, *, xp, w=None):
+    return (2 / (_n(t, w, xp) * t.shape[1])) * _w(y - t, w)
 
 
-def _half_mse(z, y, t, *, xp):
+def _half_mse(z, y, t, *, xp, w=None):
     d = y - t
-    return (0.5 / _n(t)) * xp.sum(d * d)
+    return (0.5 / _n(t, w, xp)) * xp.sum(_w(d * d, w))
 
 
-def _half_mse_grad(y, t, *, xp):
-    return (1 / _n(t)) * (y - t)
+def _half_mse_grad(y, t, *, xp, w=None):
+    return (1 / _n(t, w, xp)) * _w(y - t, w)
 
 
-def _bce(z, y, t, *, xp):
+def _bce(z, y, t, *, xp, w=None):
     # -t log σ(z) - (1-t) log(1-σ(z)) = max(z,0) - z t + log1p(e^-|z|), finite for any z.
     per = xp.maximum(z, 0) - z * t + xp.log1p(xp.exp(-xp.abs(z)))
-    return xp.sum(per) / _n(t)
+    return xp.sum(_w(per, w)) / _n(t, w, xp)
 
 
-def _ce(z, y, t, *, xp):
+def _ce(z, y, t, *, xp, w=None):
     shifted = z - xp.max(z, axis=-1, keepdims=True)
     log_p = shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
-    return -xp.sum(t * log_p) / _n(t)
+    return -xp.sum(_w(t * log_p, w)) / _n(t, w, xp)
 
 
-def _fused_grad(y, t, *, xp):
-    return (1 / _n(t)) * (y - t)
+def _poisson(z, y, t, *, xp, w=None):
+    # scikit-learn's half Poisson deviance t log(t/y) - t + y with y = e^z, so log y is z itself;
+    # t log t is 0 at t = 0 (and log sees 1 there, so nothing warns).
+    t_log_t = t * xp.log(xp.where(t > 0, t, xp.ones_like(t)))
+    return xp.sum(_w(t_log_t - t * z - t + y, w)) / _n(t, w, xp)
+
+
+def _fused_grad(y, t, *, xp, w=None):
+    return (1 / _n(t, w, xp)) * _w(y - t, w)
 
 
 LOSSES: dict[str, Loss] = {
@@ -81,6 +102,7 @@ LOSSES: dict[str, Loss] = {
         Loss("half_mse", _half_mse, grad_y=_half_mse_grad),
         Loss("binary_cross_entropy", _bce, grad_z=_fused_grad, output="sigmoid", classification=True),
         Loss("cross_entropy", _ce, grad_z=_fused_grad, output="softmax", classification=True),
+        Loss("poisson", _poisson, grad_z=_fused_grad, output="exp", nonnegative_targets=True),
     )
 }
 
@@ -90,6 +112,7 @@ ALIASES = {
     "bce": "binary_cross_entropy",
     "log_loss": "cross_entropy",
     "categorical_cross_entropy": "cross_entropy",
+    "half_poisson": "poisson",
 }
 
 

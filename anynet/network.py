@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from . import activations, core, losses
+from . import activations, core, losses, sparse
 from . import backend as B
 from . import init as initialisers
-from ._validate import all_finite, host_2d, kind_of, same_place
+from ._validate import all_finite, host_2d, kind_of, same_place, sample_weights
 
 
 class Network:
@@ -212,7 +212,10 @@ class Network:
     # ----------------------------------------------------------------------------- data in
 
     def _input(self, X: Any, label: str = "X") -> Any:
-        """``X`` as a 2-D array of this network's dtype on its device, checked."""
+        """``X`` as a 2-D array of this network's dtype on its device, checked (a SciPy sparse ``X``
+        stays sparse, as CSR, on the NumPy backend)."""
+        if sparse.is_sparse(X):
+            return sparse.check(X, n_in=self.n_in, backend=self.backend, dtype=B.dtype_name(self.dtype), label=label)
         if B.backend_of(X) not in (None, "numpy"):
             return self._device_input(X, label)
         a = host_2d(X, label)
@@ -263,7 +266,15 @@ class Network:
             if a.shape[1] != self.n_out:
                 msg = f"{label} has {a.shape[1]} columns but the network has {self.n_out} outputs"
                 raise ValueError(msg)
+            if loss.nonnegative_targets and (a < 0).any():
+                msg = f"loss {loss.name!r} needs non-negative targets (counts, rates), but {label} has {a.min()}"
+                raise ValueError(msg)
         return B.from_numpy(a.astype(B.dtype_name(self.dtype)), self.backend, self._native)
+
+    def _sample_weight(self, sample_weight: Any, n: int) -> Any:
+        """``sample_weight`` checked (see ``_validate.sample_weights``) as ``(n, 1)`` on the device."""
+        w = sample_weights(sample_weight, n).reshape(-1, 1)
+        return B.from_numpy(w.astype(B.dtype_name(self.dtype)), self.backend, self._native)
 
     def _encode(self, labels: np.ndarray, classes: Any, label: str) -> np.ndarray:
         if labels.dtype.kind == "f" and not np.isfinite(labels).all():

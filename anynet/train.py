@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from . import backend as B
-from . import core, engines, losses, optimizers
+from . import core, engines, losses, optimizers, sparse
 from ._validate import positive_float, positive_int, same_place
 from .progress import Progress
 
@@ -130,12 +130,18 @@ def fit(
     reset: bool = False,
     verbose: int = 1,
     engine: str = "auto",
+    sample_weight: Any = None,
+    on_divergence: str = "raise",
 ) -> History:
     """Train ``net`` on ``X``: ``(n, n_in)`` and ``t``: ``(n, n_out)`` (or 1-D class labels).
 
     - ``loss``: ``"half_sse"`` (the seed's ½Σ(y−t)²), ``"mse"``, ``"half_mse"``, ``"binary_cross_entropy"``
-      (sigmoid output) or ``"cross_entropy"`` (softmax output). ``None`` picks cross-entropy for a
-      softmax output and half_sse otherwise.
+      (sigmoid output), ``"cross_entropy"`` (softmax output) or ``"poisson"`` (exp output, scikit-learn's
+      half Poisson deviance). ``None`` picks cross-entropy for a softmax output and half_sse otherwise.
+    - ``sample_weight``: ``(n,)`` non-negative weights, scikit-learn's: each row's loss term (and its
+      gradient) is multiplied by its weight and a batch's mean becomes ``Σ w·l / Σ w``, the L2 penalty
+      divided by ``Σ w``. Validation losses stay unweighted. ``X`` may be a SciPy sparse matrix (CSR or
+      CSC) on the NumPy backend: it is multiplied as it is, never densified whole.
     - ``optimizer``: ``"sgd"`` (with ``momentum``/``nesterov``) or ``"adam"``, or an object from
       ``anynet.optimizers``; ``lr`` ``None`` is 1.0 for sgd (the seed) and 1e-3 for Adam.
       ``schedule``: ``"constant"``, ``"invscaling"``, ``"step"``, ``"cosine"`` or ``f(lr, epoch, epochs)``.
@@ -150,7 +156,8 @@ def fit(
       current weights and optimizer state. ``verbose``: 0 quiet, 1 progress bar, 2 a line per epoch.
 
     Every argument is checked before any weight changes. A loss that turns NaN or infinite raises
-    ``DivergedError`` and leaves the last finite weights in place.
+    ``DivergedError`` and leaves the last finite weights in place; ``on_divergence="continue"`` trains
+    on instead (as scikit-learn's MLP does), recording the non-finite losses, for the caller to judge.
     """
     epochs = positive_int(epochs, "epochs", allow_zero=True)
     batch_size = positive_int(batch_size, "batch_size", allow_none=True)
@@ -187,13 +194,16 @@ def fit(
     if engine not in engines.ENGINES:
         msg = f"unknown engine {engine!r}; expected one of {list(engines.ENGINES)}"
         raise ValueError(msg)
+    if on_divergence not in ("raise", "continue"):
+        msg = f"on_divergence must be 'raise' or 'continue', got {on_divergence!r}"
+        raise ValueError(msg)
     for cb in callbacks:
         if not callable(cb):
             msg = f"callbacks must be callables f(epoch, logs), got {cb!r}"
             raise TypeError(msg)
 
     Xv_in, tv_in = validation_data if validation_data is not None else (None, None)
-    work = net._follow(same_place(X=X, t=t, X_val=Xv_in, t_val=tv_in), "X", X)
+    work = net._follow(same_place(X=X, t=t, X_val=Xv_in, t_val=tv_in, sample_weight=sample_weight), "X", X)
     if work is net:  # train a shallow copy and commit at the end: a failed fit leaves net as it was
         work = type(net).__new__(type(net))
         work.__dict__.update(net.__dict__)
@@ -203,6 +213,12 @@ def fit(
     X = work._input(X, "X")
     n = X.shape[0]
     t = work._targets(t, n, lf, classes)
+    w = None if sample_weight is None else work._sample_weight(sample_weight, n)
+    if Engine is engines.Inplace and (w is not None or sparse.is_sparse(X)):
+        if engine == "inplace":
+            msg = "engine='inplace' takes neither sample_weight nor sparse X; use engine='auto' or 'reference'"
+            raise ValueError(msg)
+        Engine = engines.Reference  # the in-place kernels have no row weights and no sparse products
     xp = work.xp
     if split:
         n_val = max(1, round(n * split))
@@ -213,11 +229,12 @@ def fit(
         val_idx = B.from_numpy(order[:n_val], work.backend, work._native)
         tr_idx = B.from_numpy(order[n_val:], work.backend, work._native)
         X, Xv, t, tv = (
-            xp.take(X, tr_idx, axis=0),
-            xp.take(X, val_idx, axis=0),
+            sparse.take_rows(X, tr_idx, xp),
+            sparse.take_rows(X, val_idx, xp),
             xp.take(t, tr_idx, axis=0),
             xp.take(t, val_idx, axis=0),
         )
+        w = None if w is None else xp.take(w, tr_idx, axis=0)
         n = n - n_val
     elif validation_data is not None:
         Xv = work._input(Xv_in, "X_val")
@@ -232,11 +249,13 @@ def fit(
     eng = Engine(work.layers, state, acts=work._acts, loss=lf, opt=opt, alpha=alpha, xp=xp, backend=work.backend)
     bs = n if batch_size is None else min(batch_size, n)
     loop = _Loop(work, eng, lf, history, X, t, Xv, tv, track_acc, patience, min_delta, callbacks, verbose, epochs)
+    loop.w, loop.stop_on_divergence = w, on_divergence == "raise"
     lrs = [lr] * epochs if sched is optimizers.constant else [sched(lr, e, epochs) for e in range(epochs)]
     t0 = time.perf_counter()
     try:
         with B.quiet_overflow(work.backend):
-            if hasattr(eng, "run") and bs == n and Xv is None and not callbacks and patience is None:
+            plain = w is None and on_divergence == "raise"  # the fused run knows neither
+            if hasattr(eng, "run") and bs == n and Xv is None and not callbacks and patience is None and plain:
                 loop.fused(lrs)
             else:
                 rng = np.random.default_rng(seed if seed is not None else [work.seed or 0, work.epochs_trained])
@@ -263,6 +282,11 @@ class _Loop:
     """The epoch loop shared by the engines: reads scalars back once an epoch, keeps history, runs
     callbacks and early stopping, and stops with the last finite weights when the loss diverges."""
 
+    #: the rows' sample weights ``(n, 1)``, gathered per batch as ``t`` is; ``None``: unweighted
+    w = None
+    #: ``False`` (``on_divergence="continue"``) trains on through non-finite losses
+    stop_on_divergence = True
+
     def __init__(
         self, net, eng, loss, history, X, t, Xv, tv, track_acc, patience, min_delta, callbacks, verbose, epochs
     ):
@@ -276,7 +300,7 @@ class _Loop:
         self.logs: dict[str, Any] = {}
 
     def epochs(self, lrs: list[float], bs: int, shuffle: bool, rng: np.random.Generator) -> None:
-        eng, net, loss, X, t = self.eng, self.net, self.loss, self.X, self.t
+        eng, net, loss, X, t, w = self.eng, self.net, self.loss, self.X, self.t, self.w
         xp, name = net.xp, net.backend
         n = X.shape[0]
         batched = bs < n
@@ -295,13 +319,15 @@ class _Loop:
             total = correct = 0.0
             for s in starts:
                 if not batched:
-                    Xb, tb = X, t
+                    Xb, tb, wb = X, t, w
                 elif shuffle:
                     idx = perm[s : min(s + bs, n)]  # array_api_strict rejects a stop past the end
-                    Xb, tb = xp.take(X, idx, axis=0), xp.take(t, idx, axis=0)
+                    Xb, tb = sparse.take_rows(X, idx, xp), xp.take(t, idx, axis=0)
+                    wb = None if w is None else xp.take(w, idx, axis=0)
                 else:
                     Xb, tb = X[s : min(s + bs, n), ...], t[s : min(s + bs, n), ...]
-                value, y = eng.step(Xb, tb, lr)
+                    wb = None if w is None else w[s : min(s + bs, n), ...]
+                value, y = eng.step(Xb, tb, lr, w=wb)
                 total = total + (value if divisor == 1 else value * Xb.shape[0])
                 if self.track_acc:
                     correct = correct + core.accuracy_sum(y, tb, xp=xp)
@@ -314,13 +340,14 @@ class _Loop:
                 if self.track_acc:
                     scalars.append(core.accuracy_sum(yv, self.tv, xp=xp))
             values = _read(name, xp, scalars)
-            if not math.isfinite(values[0]) or (self.Xv is not None and not math.isfinite(values[vk])):
+            bad = not math.isfinite(values[0]) or (self.Xv is not None and not math.isfinite(values[vk]))
+            if bad and self.stop_on_divergence:
                 if ring:
                     start, prev = eng.previous(1), eng.previous(2)
                 self._diverged(epoch, values[0] / divisor, lr, start, prev)
             if self._record(epoch, lr, values, n):
                 break
-        if lrs and not _all_finite(eng.layers, xp):  # the epoch's loss came before its last update
+        if lrs and self.stop_on_divergence and not _all_finite(eng.layers, xp):  # the loss came before the update
             if ring:
                 start, prev = eng.previous(1), eng.previous(2)
             self._diverged(len(lrs) - 1, math.inf, lrs[-1], start, prev, after_update=True)
