@@ -258,6 +258,8 @@ def test_parameters_are_validated_at_fit():
     with pytest.raises(ValueError, match="'backend' parameter of MLPRegressor must be a str among"):
         MLPRegressor(backend="tensorflow").fit(X, R)
     with pytest.raises(ValueError, match="'loss' parameter"):
+        MLPRegressor(loss="absolute_error").fit(X, R)
+    with pytest.raises(ValueError, match=r"loss='poisson' needs non-negative y \(counts, rates\), but y has -4"):
         MLPRegressor(loss="poisson").fit(X, R)
     with pytest.raises(ValueError, match="dtype must be 'float32' or 'float64'"):
         MLPRegressor(**QUIET, dtype="int8").fit(X, R)
