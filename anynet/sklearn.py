@@ -230,9 +230,10 @@ class _BaseMLP(BaseEstimator):
         tags.input_tags.sparse = self._backend_for_host_data() in sparse.BACKENDS
         return tags
 
-    def _backend_for_host_data(self) -> str:
-        """The backend NumPy (and SciPy sparse) input computes on: the fitted network's, else ``backend``."""
-        if hasattr(self, "_net"):
+    def _backend_for_host_data(self, *, refit: bool = False) -> str:
+        """The backend NumPy (and SciPy sparse) input computes on: the fitted network's (unless a new
+        fit replaces it), else ``backend``."""
+        if hasattr(self, "_net") and not refit:
             return self._net.backend
         return self.backend if self.backend is not None else B.default_backend()[0]
 
@@ -257,7 +258,7 @@ class _BaseMLP(BaseEstimator):
         """``X`` checked as scikit-learn checks it: a NumPy array for host data, else the same array."""
         if place is None:
             return validate_data(
-                self, X, accept_sparse=self._sparse_formats(X), dtype=(np.float64, np.float32), reset=reset
+                self, X, accept_sparse=self._sparse_formats(X, reset), dtype=(np.float64, np.float32), reset=reset
             )
         xp = B.namespace_for(place[0])
         if not xp.isdtype(X.dtype, ("real floating", "integral", "bool")):
@@ -287,7 +288,7 @@ class _BaseMLP(BaseEstimator):
     def _check_Xy(self, X: Any, y: Any, place: tuple[str, str] | None, *, reset: bool, y_numeric: bool):
         """``(X, y)``: ``X`` as ``_check_X`` leaves it, ``y`` as a host NumPy array (it is small)."""
         if place is None:
-            dtype, formats = (np.float64, np.float32), self._sparse_formats(X)
+            dtype, formats = (np.float64, np.float32), self._sparse_formats(X, reset)
             return validate_data(
                 self, X, y, accept_sparse=formats, multi_output=True, y_numeric=y_numeric, dtype=dtype, reset=reset
             )
@@ -300,10 +301,10 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(msg)
         return X, y
 
-    def _sparse_formats(self, X: Any) -> list[str]:
+    def _sparse_formats(self, X: Any, reset: bool) -> list[str]:
         """The sparse formats ``validate_data`` may pass on: CSR and CSC where the backend takes them;
         elsewhere a sparse ``X`` gets an error naming the backends that do."""
-        backend = self._backend_for_host_data()
+        backend = self._backend_for_host_data(refit=reset)
         if backend in sparse.BACKENDS:
             return ["csr", "csc"]
         if sparse.is_sparse(X):
