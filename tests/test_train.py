@@ -632,7 +632,9 @@ def test_digits_reaches_97_percent_with_adam():
 # --------------------------------------------------------------------------- sample weights
 
 
-@pytest.mark.parametrize("options", [{"optimizer": "sgd", "momentum": 0.9}, {"optimizer": "adam", "lr": 0.05}])
+@pytest.mark.parametrize(
+    "options", [{"optimizer": "sgd", "momentum": 0.9, "lr": 0.1}, {"optimizer": "adam", "lr": 0.05}]
+)
 def test_integer_sample_weights_train_as_repeated_rows(rng, options):
     X, t = rng.normal(size=(8, 3)), rng.normal(size=(8, 2))
     counts = np.array([1, 0, 2, 1, 3, 1, 0, 2])
