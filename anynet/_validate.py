@@ -95,6 +95,25 @@ def not_finite_message(original: Any, cast: Any, label: str) -> str:
     return f"{label} holds {over} value(s) too large for {c.dtype} (largest magnitude {largest:g}); {advice}"
 
 
+def sample_weights(sample_weight: Any, n: int) -> np.ndarray:
+    """``sample_weight`` as a host float array ``(n,)``: finite, non-negative, not all zero."""
+    w = np.asarray(sample_weight) if B.backend_of(sample_weight) in (None, "numpy") else B.to_numpy(sample_weight)
+    if w.dtype == object or w.dtype.kind not in "biuf":
+        msg = f"sample_weight must be numeric, got dtype {w.dtype}"
+        raise TypeError(msg)
+    if w.ndim != 1 or w.shape[0] != n:
+        msg = f"sample_weight must be 1-D with one weight per row of X ({n}), got shape {w.shape}"
+        raise ValueError(msg)
+    w = w.astype(np.float64)
+    if not np.isfinite(w).all() or (w < 0).any():
+        msg = "sample_weight must be finite and non-negative; a row to leave out gets weight 0"
+        raise ValueError(msg)
+    if not w.any():
+        msg = "sample_weight is zero for every row, so there is nothing to learn from; give some rows a positive weight"
+        raise ValueError(msg)
+    return w
+
+
 def all_finite(x: Any, xp: Any) -> bool:
     """Whether ``x`` holds no NaN or infinity, without an ``x``-sized temporary: the min and the max
     are finite exactly when every element is (NaN propagates through both)."""

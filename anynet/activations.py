@@ -78,8 +78,7 @@ def _relu_out(ops, z, out):
 
 
 def _relu_vjp_out(ops, z, y, g, q):
-    ops.greater(z, 0, out=q)
-    return ops.multiply(g, q, out=g)
+    return ops.keep_where_positive(g, z)
 
 
 LEAKY_SLOPE = 0.01
@@ -118,6 +117,14 @@ def _identity_vjp_out(ops, z, y, g, q):
     return g
 
 
+def _exp(z, *, xp):
+    return xp.exp(z)
+
+
+def _exp_vjp(z, y, g, *, xp):
+    return g * y
+
+
 def _softmax(z, *, xp):
     e = xp.exp(z - xp.max(z, axis=-1, keepdims=True))
     return e / xp.sum(e, axis=-1, keepdims=True)
@@ -144,6 +151,7 @@ ACTIVATIONS: dict[str, Activation] = {
         Activation("leaky_relu", _leaky_relu, _leaky_relu_vjp),
         Activation("softplus", _softplus, _softplus_vjp),
         Activation("identity", _identity, _identity_vjp, _identity_out, _identity_vjp_out),
+        Activation("exp", _exp, _exp_vjp),
         Activation("softmax", _softmax, _softmax_vjp, _softmax_out),
     )
 }

@@ -477,6 +477,16 @@ class BufferOps:
             return self.lib.clamp_min(a, scalar, out=out)
         return self.lib.maximum(a, scalar, out=out)
 
+    def keep_where_positive(self, g, z):
+        """``g`` with 0 wherever ``z > 0`` fails (NaN included), in place: ``where(z > 0, g, 0)``, which
+        stays 0 where ``g`` is infinite (a product with a 0/1 mask would give NaN there)."""
+        if self.name == "torch":
+            return g.masked_fill_(~(z > 0), 0)
+        mask = self.lib.greater(z, 0)
+        self.lib.logical_not(mask, out=mask)
+        self.lib.copyto(g, 0, where=mask)
+        return g
+
     def sum_rows(self, a, out):
         """``out = sum(a, axis=0)``."""
         if self.name == "torch":

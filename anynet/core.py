@@ -38,12 +38,12 @@ def predict(layers: Layers, X: Any, /, *, acts, xp) -> Any:
     return a
 
 
-def output_grad(z: Any, y: Any, t: Any, /, *, act, loss, xp) -> Any:
+def output_grad(z: Any, y: Any, t: Any, /, *, act, loss, w: Any = None, xp) -> Any:
     """dLoss/dz at the output layer: the fused ``(y - t)/n`` where the loss has one, else the loss's
-    dL/dy pulled back through the output activation."""
+    dL/dy pulled back through the output activation. ``w``: ``(n, 1)`` row weights or ``None``."""
     if loss.grad_z is not None:
-        return loss.grad_z(y, t, xp=xp)
-    return act.vjp(z, y, loss.grad_y(y, t, xp=xp), xp=xp)
+        return loss.grad_z(y, t, xp=xp, w=w)
+    return act.vjp(z, y, loss.grad_y(y, t, xp=xp, w=w), xp=xp)
 
 
 def backward(layers: Layers, cache: list, grad_z: Any, /, *, acts, xp) -> Layers:
@@ -60,17 +60,23 @@ def backward(layers: Layers, cache: list, grad_z: Any, /, *, acts, xp) -> Layers
     return grads[::-1]
 
 
-def loss_and_grads(layers: Layers, X: Any, t: Any, /, *, acts, loss, alpha: float = 0.0, xp) -> tuple[Any, Layers, Any]:
+def loss_and_grads(
+    layers: Layers, X: Any, t: Any, /, *, acts, loss, alpha: float = 0.0, w: Any = None, xp
+) -> tuple[Any, Layers, Any]:
     """The loss (a 0-d array), its gradients and the output ``y`` for one batch.
 
     ``alpha`` adds scikit-learn's L2 penalty ``0.5 * alpha * sum(W**2) / n`` (biases are not penalised).
+    ``w``: ``(n, 1)`` per-row weights (scikit-learn's ``sample_weight``): the loss becomes the weighted
+    mean ``Σ w·l / Σ w`` and the penalty is divided by ``Σ w`` instead of ``n``, as scikit-learn's.
+    ``X`` may be a SciPy sparse matrix on NumPy: the first layer's ``X @ W`` and ``X.T @ grad_z`` are
+    the sparse products.
     """
     y, cache = forward(layers, X, acts=acts, xp=xp)
     z = cache[-1][1]
-    value = loss.value(z, y, t, xp=xp)
-    grads = backward(layers, cache, output_grad(z, y, t, act=acts[-1], loss=loss, xp=xp), acts=acts, xp=xp)
+    value = loss.value(z, y, t, xp=xp, w=w)
+    grads = backward(layers, cache, output_grad(z, y, t, act=acts[-1], loss=loss, w=w, xp=xp), acts=acts, xp=xp)
     if alpha:
-        penalty, grads = l2(layers, grads, alpha / X.shape[0], xp=xp)
+        penalty, grads = l2(layers, grads, alpha / (X.shape[0] if w is None else xp.sum(w)), xp=xp)
         value = value + penalty
     return value, grads, y
 

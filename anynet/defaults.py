@@ -6,13 +6,18 @@ from __future__ import annotations
 FACES = ("library", "cli", "sklearn")
 
 #: the loss each output activation trains with when none is named, per face. The library keeps the
-#: seed's ½Σ(y−t)² for every output but softmax, so the seed's job runs with no options; the command
+#: seed's ½Σ(y−t)² for every output but softmax and exp, so the seed's job runs with no options; the command
 #: line and scikit-learn pair each output with its likelihood (scikit-learn's ``squared_error`` is
 #: half the mean squared error).
 LOSS: dict[str, dict[str, str]] = {
-    "library": {"softmax": "cross_entropy"},
-    "cli": {"softmax": "cross_entropy", "sigmoid": "binary_cross_entropy", "identity": "mse"},
-    "sklearn": {"softmax": "cross_entropy", "sigmoid": "binary_cross_entropy", "identity": "half_mse"},
+    "library": {"softmax": "cross_entropy", "exp": "poisson"},
+    "cli": {"softmax": "cross_entropy", "sigmoid": "binary_cross_entropy", "identity": "mse", "exp": "poisson"},
+    "sklearn": {
+        "softmax": "cross_entropy",
+        "sigmoid": "binary_cross_entropy",
+        "identity": "half_mse",
+        "exp": "poisson",
+    },
 }
 #: the loss of an output activation the face's row does not name
 FALLBACK_LOSS = {"library": "half_sse", "cli": "mse", "sklearn": "half_mse"}

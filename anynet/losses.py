@@ -2,13 +2,16 @@
 
 A loss owns all its forms, side by side:
 
-- pure (Array API): ``value(z, y, t, *, xp)`` is a 0-d array. A loss either gives
-  ``grad_y(y, t, *, xp)`` (chained through the output activation) or, for the softmax/sigmoid pairs,
-  the fused ``grad_z(y, t, *, xp) = (y - t)/n``; their values are computed from the logits ``z``,
-  which is exact and never takes the log of a rounded probability.
+- pure (Array API): ``value(z, y, t, *, xp, w=None)`` is a 0-d array. A loss either gives
+  ``grad_y(y, t, *, xp, w=None)`` (chained through the output activation) or, for the canonical pairs
+  (softmax, sigmoid, exp), the fused ``grad_z(y, t, *, xp, w=None) = (y - t)/n``; their values are
+  computed from the logits ``z``, which is exact and never takes the log of a rounded probability.
+  ``w``: ``(n, 1)`` per-row weights, scikit-learn's ``sample_weight``: each row's term is multiplied
+  by its weight and a mean over rows becomes the weighted mean ``Σ w·l / Σ w`` (a sum stays a sum).
 - optionally in place, for the buffer engine: ``grad_out(ops, z, y, t, g) -> value`` writes the
-  gradient (``grad_z`` if the loss has a fused one, else ``grad_y``) into the buffer ``g`` and
-  returns the value. ``ops`` is ``anynet.backend.BufferOps``. Without it the engine uses the pure form.
+  unweighted gradient (``grad_z`` if the loss has a fused one, else ``grad_y``) into the buffer ``g``
+  and returns the value. ``ops`` is ``anynet.backend.BufferOps``. Without it, or with row weights,
+  the engine uses the pure form.
 """
 
 from __future__ import annotations
@@ -30,54 +33,71 @@ class Loss:
     classification: bool = False
     #: "sum" over the batch (the seed's half_sse) or "mean" per sample: how batch losses add up
     reduction: str = "mean"
+    #: whether targets must be non-negative (counts, rates): checked where targets come in
+    nonnegative_targets: bool = False
     grad_out: Callable[..., Any] | None = None
 
 
-def _n(t):
-    return t.shape[0]
+def _n(t, w, xp):
+    """What a mean over rows divides by: ``n``, or ``Σ w`` for weighted rows."""
+    return t.shape[0] if w is None else xp.sum(w)
 
 
-def _half_sse(z, y, t, *, xp):
+def _w(a, w):
+    """Each row of ``a`` times its weight (``a`` itself without weights)."""
+    return a if w is None else w * a
+
+
+def _half_sse(z, y, t, *, xp, w=None):
     d = y - t
-    return 0.5 * xp.sum(d * d)
+    return 0.5 * xp.sum(_w(d * d, w))
 
 
-def _half_sse_grad(y, t, *, xp):
-    return y - t
+def _half_sse_grad(y, t, *, xp, w=None):
+    return _w(y - t, w)
 
 
-def _mse(z, y, t, *, xp):
+def _mse(z, y, t, *, xp, w=None):
     d = y - t
-    return xp.mean(d * d)
+    if w is None:
+        return xp.mean(d * d)
+    return xp.sum(w * (d * d)) / (xp.sum(w) * t.shape[1])
 
 
-def _mse_grad(y, t, *, xp):
-    return (2 / (t.shape[0] * t.shape[1])) * (y - t)
+def _mse_grad(y, t, *, xp, w=None):
+    return (2 / (_n(t, w, xp) * t.shape[1])) * _w(y - t, w)
 
 
-def _half_mse(z, y, t, *, xp):
+def _half_mse(z, y, t, *, xp, w=None):
     d = y - t
-    return (0.5 / _n(t)) * xp.sum(d * d)
+    return (0.5 / _n(t, w, xp)) * xp.sum(_w(d * d, w))
 
 
-def _half_mse_grad(y, t, *, xp):
-    return (1 / _n(t)) * (y - t)
+def _half_mse_grad(y, t, *, xp, w=None):
+    return (1 / _n(t, w, xp)) * _w(y - t, w)
 
 
-def _bce(z, y, t, *, xp):
+def _bce(z, y, t, *, xp, w=None):
     # -t log σ(z) - (1-t) log(1-σ(z)) = max(z,0) - z t + log1p(e^-|z|), finite for any z.
     per = xp.maximum(z, 0) - z * t + xp.log1p(xp.exp(-xp.abs(z)))
-    return xp.sum(per) / _n(t)
+    return xp.sum(_w(per, w)) / _n(t, w, xp)
 
 
-def _ce(z, y, t, *, xp):
+def _ce(z, y, t, *, xp, w=None):
     shifted = z - xp.max(z, axis=-1, keepdims=True)
     log_p = shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
-    return -xp.sum(t * log_p) / _n(t)
+    return -xp.sum(_w(t * log_p, w)) / _n(t, w, xp)
 
 
-def _fused_grad(y, t, *, xp):
-    return (1 / _n(t)) * (y - t)
+def _poisson(z, y, t, *, xp, w=None):
+    # scikit-learn's half Poisson deviance t log(t/y) - t + y with y = e^z, so log y is z itself;
+    # t log t is 0 at t = 0 (and log sees 1 there, so nothing warns).
+    t_log_t = t * xp.log(xp.where(t > 0, t, xp.ones_like(t)))
+    return xp.sum(_w(t_log_t - t * z - t + y, w)) / _n(t, w, xp)
+
+
+def _fused_grad(y, t, *, xp, w=None):
+    return (1 / _n(t, w, xp)) * _w(y - t, w)
 
 
 # --------------------------------------------------------------------------- in-place forms
@@ -98,14 +118,14 @@ def _mse_out(ops, z, y, t, g):
 
 def _half_mse_out(ops, z, y, t, g):
     ops.subtract(y, t, out=g)
-    value = (0.5 / _n(t)) * ops.vdot(g, g)
-    ops.multiply(g, 1 / _n(t), out=g)
+    value = (0.5 / t.shape[0]) * ops.vdot(g, g)
+    ops.multiply(g, 1 / t.shape[0], out=g)
     return value
 
 
 def _bce_out(ops, z, y, t, g):
     ops.subtract(y, t, out=g)
-    ops.multiply(g, 1 / _n(t), out=g)
+    ops.multiply(g, 1 / t.shape[0], out=g)
     return _bce(z, y, t, xp=ops.xp)
 
 
@@ -113,9 +133,9 @@ def _ce_out(ops, z, y, t, g):
     # -Σ t·log_softmax(z)/n with log_softmax(z) = z - max(z) - log Σe^(z - max z). The softmax's
     # largest entry is e^0/Σ, so log Σ = -log(max y): no second pass of exp over z.
     shift = ops.subtract(ops.row_max(z), ops.log(ops.row_max(y)))
-    value = (ops.vdot(ops.row_sum(t), shift) - ops.vdot(t, z)) / _n(t)
+    value = (ops.vdot(ops.row_sum(t), shift) - ops.vdot(t, z)) / t.shape[0]
     ops.subtract(y, t, out=g)
-    ops.multiply(g, 1 / _n(t), out=g)
+    ops.multiply(g, 1 / t.shape[0], out=g)
     return value
 
 
@@ -153,6 +173,7 @@ LOSSES: dict[str, Loss] = {
             grad_out=_bce_out,
         ),
         Loss("cross_entropy", _ce, grad_z=_fused_grad, output="softmax", classification=True, grad_out=_ce_out),
+        Loss("poisson", _poisson, grad_z=_fused_grad, output="exp", nonnegative_targets=True),
     )
 }
 
@@ -162,6 +183,7 @@ ALIASES = {
     "bce": "binary_cross_entropy",
     "log_loss": "cross_entropy",
     "categorical_cross_entropy": "cross_entropy",
+    "half_poisson": "poisson",
 }
 
 

@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from . import activations, core, losses
+from . import activations, core, losses, sparse
 from . import backend as B
 from . import init as initialisers
-from ._validate import all_finite, host_2d, kind_of, not_finite_message, same_place
+from ._validate import all_finite, host_2d, kind_of, not_finite_message, same_place, sample_weights
 from .tree import tree_map
 
 
@@ -247,7 +247,10 @@ class Network:
     # ----------------------------------------------------------------------------- data in
 
     def _input(self, X: Any, label: str = "X") -> Any:
-        """``X`` as a 2-D array of this network's dtype on its device, checked."""
+        """``X`` as a 2-D array of this network's dtype on its device, checked (a SciPy sparse ``X``
+        stays sparse, as CSR, on the NumPy backend)."""
+        if sparse.is_sparse(X):
+            return sparse.check(X, n_in=self.n_in, backend=self.backend, dtype=B.dtype_name(self.dtype), label=label)
         if B.backend_of(X) not in (None, "numpy"):
             return self._device_input(X, label)
         a = host_2d(X, label, features=self.n_in, dtype=B.dtype_name(self.dtype))
@@ -303,7 +306,15 @@ class Network:
             if a.shape[1] != self.n_out:
                 msg = f"{label} has {a.shape[1]} columns but the network has {self.n_out} outputs"
                 raise ValueError(msg)
+            if loss.nonnegative_targets and (a < 0).any():
+                msg = f"loss {loss.name!r} needs non-negative targets (counts, rates), but {label} has {a.min()}"
+                raise ValueError(msg)
         return B.from_numpy(a, self.backend, self._native), known
+
+    def _sample_weight(self, sample_weight: Any, n: int) -> Any:
+        """``sample_weight`` checked (see ``_validate.sample_weights``) as ``(n, 1)`` on the device."""
+        w = sample_weights(sample_weight, n).reshape(-1, 1)
+        return B.from_numpy(w.astype(B.dtype_name(self.dtype)), self.backend, self._native)
 
     def _encode(self, labels: np.ndarray, classes: Any, label: str) -> tuple[np.ndarray, np.ndarray]:
         if labels.dtype.kind == "f" and not np.isfinite(labels).all():
@@ -403,10 +414,12 @@ class Network:
 
         plan = train.plan(self.output_activation, **options)
         Xv_in, tv_in = options.get("validation_data") or (None, None)
-        net = self._follow(same_place(X=X, t=t, X_val=Xv_in, t_val=tv_in), "X", X)
+        sample_weight = options.get("sample_weight")
+        net = self._follow(same_place(X=X, t=t, X_val=Xv_in, t_val=tv_in, sample_weight=sample_weight), "X", X)
         X = net._input(X, "X")
         n = X.shape[0]
         t, classes = net._targets(t, n, plan.loss, options.get("classes"))
+        w = None if sample_weight is None else net._sample_weight(sample_weight, n)
         xp = net.xp
         Xv = tv = None
         if plan.validation_split:
@@ -418,11 +431,12 @@ class Network:
             val_idx = B.from_numpy(order[:n_val], net.backend, net._native)
             tr_idx = B.from_numpy(order[n_val:], net.backend, net._native)
             X, Xv, t, tv = (
-                xp.take(X, tr_idx, axis=0),
-                xp.take(X, val_idx, axis=0),
+                sparse.take_rows(X, tr_idx, xp),
+                sparse.take_rows(X, val_idx, xp),
                 xp.take(t, tr_idx, axis=0),
                 xp.take(t, val_idx, axis=0),
             )
+            w = None if w is None else xp.take(w, tr_idx, axis=0)
         elif Xv_in is not None:
             Xv = net._input(Xv_in, "X_val")
             tv, _ = net._targets(tv_in, Xv.shape[0], plan.loss, classes, label="t_val")
@@ -447,6 +461,7 @@ class Network:
             native=net._native,
             rng=np.random.default_rng(seed),
             view=net._with_layers,
+            w=w,
         )
         # Commit: everything above could still refuse; from here the fit has happened.
         if net is not self:

@@ -29,19 +29,18 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
-from . import activations, core, losses, optimizers
+from . import activations, core, losses, optimizers, sparse
 from . import backend as B
-from ._validate import all_finite, host_2d, kind_of, not_finite_message, same_place
+from ._validate import all_finite, host_2d, kind_of, not_finite_message, same_place, sample_weights
 from .defaults import loss_for
 from .network import Network
-from .train import DivergedError
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
 #: scikit-learn's output activation names -> anynet's, and the loss each pairs with
 _OUTPUT = {
     name: (act, loss_for(act, "sklearn"))
-    for name, act in {"softmax": "softmax", "logistic": "sigmoid", "identity": "identity"}.items()
+    for name, act in {"softmax": "softmax", "logistic": "sigmoid", "identity": "identity", "exp": "exp"}.items()
 }
 
 
@@ -138,19 +137,75 @@ class _BaseMLP(BaseEstimator):
     # ----------------------------------------------------------------------------- fitted state
 
     def __sklearn_is_fitted__(self) -> bool:
-        return hasattr(self, "_net")
+        return hasattr(self, "_net") or "_coefs_given" in self.__dict__
 
     @property
     def coefs_(self) -> list[Any]:
-        """The weight matrices ``(n_in, n_out)``, in the namespace of the data ``fit`` was given."""
+        """The weight matrices ``(n_in, n_out)``, in the namespace of the data ``fit`` was given.
+
+        Settable, as scikit-learn's: the list given (and what is put in it before the next ``fit``,
+        ``partial_fit`` or ``predict``) becomes the network's weights there, so ``partial_fit`` and
+        ``warm_start`` continue from weights you chose."""
+        if "_coefs_given" in self.__dict__:
+            return self._coefs_given
         check_is_fitted(self)
         return [self._out(W) for W in self._net.weights]
 
+    @coefs_.setter
+    def coefs_(self, value: list[Any]) -> None:
+        self._coefs_given = value
+
     @property
     def intercepts_(self) -> list[Any]:
-        """The bias vectors ``(n_out,)``, in the namespace of the data ``fit`` was given."""
+        """The bias vectors ``(n_out,)``, in the namespace of the data ``fit`` was given; settable
+        as ``coefs_`` is."""
+        if "_intercepts_given" in self.__dict__:
+            return self._intercepts_given
         check_is_fitted(self)
         return [self._out(b) for b in self._net.biases]
+
+    @intercepts_.setter
+    def intercepts_(self, value: list[Any]) -> None:
+        self._intercepts_given = value
+
+    def _take_given_weights(self) -> None:
+        """Weights set through ``coefs_``/``intercepts_`` become the network's: the network's place,
+        dtype and optimizer state are kept; a first network is made where the arrays live."""
+        if "_coefs_given" not in self.__dict__ and "_intercepts_given" not in self.__dict__:
+            return
+        old = getattr(self, "_net", None)
+        coefs = self.__dict__.pop("_coefs_given", None)
+        intercepts = self.__dict__.pop("_intercepts_given", None)
+        if old is None and (coefs is None or intercepts is None or not hasattr(self, "out_activation_")):
+            msg = (
+                "set coefs_, intercepts_ and out_activation_ together to give an unfitted estimator its "
+                "weights (as scikit-learn's attributes: coefs_ [(n_in, n_out), ...], intercepts_ [(n_out,), ...])"
+            )
+            raise ValueError(msg)
+        coefs = list(old.weights if coefs is None else coefs)
+        intercepts = list(old.biases if intercepts is None else intercepts)
+        if old is None:
+            place = same_place(**{f"coefs_[{i}]": W for i, W in enumerate(coefs)})
+            backend, device = place if place is not None else (self.backend, self.device)
+            first = np.asarray(coefs[0]) if place is None else coefs[0]
+            dtype = self.dtype if self.dtype is not None else _dtype_like(first.dtype, backend)
+            out = _OUTPUT[self.out_activation_][0]
+            self._data_place = place
+        else:
+            backend, device, dtype, out = old.backend, old.device, B.dtype_name(old.dtype), old.output_activation
+        net = Network.from_weights(
+            coefs,
+            intercepts,
+            activation=self.activation,
+            output_activation=out,
+            dtype=dtype,
+            backend=backend,
+            device=device,
+        )
+        net._pinned = False
+        if old is not None and net.sizes == old.sizes:  # the optimizer carries on, as scikit-learn's does
+            net._opt, net._opt_state, net.epochs_trained = old._opt, old._opt_state, old.epochs_trained
+        self._net = net
 
     def _out(self, a: Any) -> Any:
         return B.to_numpy(a) if self._data_place is None else a
@@ -171,7 +226,15 @@ class _BaseMLP(BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
+        tags.input_tags.sparse = self._backend_for_host_data() in sparse.BACKENDS
         return tags
+
+    def _backend_for_host_data(self, *, refit: bool = False) -> str:
+        """The backend NumPy (and SciPy sparse) input computes on: the fitted network's (unless a new
+        fit replaces it), else ``backend``."""
+        if hasattr(self, "_net") and not refit:
+            return self._net.backend
+        return self.backend if self.backend is not None else B.default_backend()[0]
 
     # ----------------------------------------------------------------------------- data in
 
@@ -193,7 +256,9 @@ class _BaseMLP(BaseEstimator):
     def _check_X(self, X: Any, place: tuple[str, str] | None, *, reset: bool) -> Any:
         """``X`` checked as scikit-learn checks it: a NumPy array for host data, else the same array."""
         if place is None:
-            return validate_data(self, X, dtype=(np.float64, np.float32), reset=reset)
+            return validate_data(
+                self, X, accept_sparse=self._sparse_formats(X, reset), dtype=(np.float64, np.float32), reset=reset
+            )
         xp = B.namespace_for(place[0])
         if not xp.isdtype(X.dtype, ("real floating", "integral", "bool")):
             msg = f"X must hold real numbers (float, int or bool), got dtype {X.dtype}"
@@ -222,8 +287,10 @@ class _BaseMLP(BaseEstimator):
     def _check_Xy(self, X: Any, y: Any, place: tuple[str, str] | None, *, reset: bool, y_numeric: bool):
         """``(X, y)``: ``X`` as ``_check_X`` leaves it, ``y`` as a host NumPy array (it is small)."""
         if place is None:
-            dtype = (np.float64, np.float32)
-            return validate_data(self, X, y, multi_output=True, y_numeric=y_numeric, dtype=dtype, reset=reset)
+            dtype, formats = (np.float64, np.float32), self._sparse_formats(X, reset)
+            return validate_data(
+                self, X, y, accept_sparse=formats, multi_output=True, y_numeric=y_numeric, dtype=dtype, reset=reset
+            )
         X = self._check_X(X, place, reset=reset)
         y = check_array(
             B.to_numpy(y), ensure_2d=False, dtype=np.float64 if y_numeric else None, input_name="y", estimator=self
@@ -233,17 +300,37 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(msg)
         return X, y
 
+    def _sparse_formats(self, X: Any, reset: bool) -> list[str]:
+        """The sparse formats ``validate_data`` may pass on: CSR and CSC where the backend takes them;
+        elsewhere a sparse ``X`` gets an error naming the backends that do."""
+        backend = self._backend_for_host_data(refit=reset)
+        if backend in sparse.BACKENDS:
+            return ["csr", "csc"]
+        if sparse.is_sparse(X):
+            msg = (
+                f"X is a SciPy sparse matrix, which trains on backend {' or '.join(map(repr, sparse.BACKENDS))} "
+                f"only, but this estimator computes on {backend!r}; pass backend='numpy', or X.toarray()"
+            )
+            raise ValueError(msg)
+        return []
+
     # ----------------------------------------------------------------------------- fitting
 
-    def _fit(self, X: Any, y: Any, incremental: bool = False):
+    def _fit(self, X: Any, y: Any, sample_weight: Any = None, incremental: bool = False):
         hidden = self.hidden_layer_sizes
         hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
         if any(h <= 0 for h in hidden):
             msg = f"hidden_layer_sizes must be > 0, got {hidden}."
             raise ValueError(msg)
-        first_pass = not hasattr(self, "_net") or (not self.warm_start and not incremental)
+        first_pass = not self.__sklearn_is_fitted__() or (not self.warm_start and not incremental)
+        if first_pass:  # weights set by hand are dropped, as scikit-learn's _initialize drops them
+            self.__dict__.pop("_coefs_given", None)
+            self.__dict__.pop("_intercepts_given", None)
         place = self._where(X, y)
         X, T = self._validate_input(X, y, place, incremental, reset=first_pass)
+        sw = None if sample_weight is None else sample_weights(_host(sample_weight), X.shape[0])
+        if not first_pass:
+            self._take_given_weights()
         layer_units = [X.shape[1], *hidden, T.shape[1]]
         rs = check_random_state(self.random_state)
         if first_pass:
@@ -254,9 +341,9 @@ class _BaseMLP(BaseEstimator):
         self._data_place = place
         host_2d(T, "y", dtype=B.dtype_name(self._net.dtype))  # y finite in the network's dtype too
         if self.solver == "lbfgs":
-            self._fit_lbfgs(X, T)
+            self._fit_lbfgs(X, T, sw)
         else:
-            self._fit_stochastic(X, T, rs, incremental)
+            self._fit_stochastic(X, T, sw, rs, incremental)
         net = self._net
         if not all(bool(net.xp.all(net.xp.isfinite(a))) for layer in net.layers for a in layer):
             msg = (
@@ -307,9 +394,11 @@ class _BaseMLP(BaseEstimator):
                 self.validation_scores_ = None
                 self.best_validation_score_ = None
 
-    def _fit_stochastic(self, X: Any, T: np.ndarray, rs, incremental: bool) -> None:
+    def _fit_stochastic(self, X: Any, T: np.ndarray, sw: np.ndarray | None, rs, incremental: bool) -> None:
         """scikit-learn's ``_fit_stochastic`` on anynet's ``fit``: a callback after each epoch keeps the
-        loss curve and validation scores and decides, by scikit-learn's rules, when to stop."""
+        loss curve and validation scores and decides, by scikit-learn's rules, when to stop. A loss
+        that diverges does not stop it (scikit-learn trains on): the loss curve and validation scores
+        show the non-finite values, and the weights are checked at the end."""
         net = self._net
         if not incremental or not hasattr(self, "_lr"):
             self._lr = float(self.learning_rate_init)
@@ -320,8 +409,9 @@ class _BaseMLP(BaseEstimator):
         n = X.shape[0]
         if self.early_stopping:
             classifier = isinstance(self, ClassifierMixin)
-            # the same split as scikit-learn's: it depends only on n, the generator and stratify
-            stratify = T if classifier and self.n_outputs_ == 1 else None
+            # the same split as scikit-learn's: it depends only on n, the generator and stratify, and
+            # stratifies on the same booleans (so its messages name the class 'True')
+            stratify = T.astype(bool) if classifier and self.n_outputs_ == 1 else None
             tr, va = train_test_split(
                 np.arange(n), random_state=rs, test_size=self.validation_fraction, stratify=stratify
             )
@@ -330,8 +420,9 @@ class _BaseMLP(BaseEstimator):
                 raise ValueError(msg)
             X_train, T_train, X_val = _rows(X, tr), T[tr], _on(_rows(X, va), net, "X")  # moved once, not per epoch
             y_val = self._label_binarizer.inverse_transform(T[va]) if classifier else T[va]
+            sw_train, sw_val = (None, None) if sw is None else (sw[tr], sw[va])
         else:
-            X_train, T_train, X_val, y_val = X, T, None, None
+            X_train, T_train, X_val, y_val, sw_train, sw_val = X, T, None, None, sw, None
         n_train = X_train.shape[0]
         if self.batch_size == "auto":
             batch_size = min(200, n_train)
@@ -363,7 +454,7 @@ class _BaseMLP(BaseEstimator):
             if self.verbose:
                 print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
             if self.early_stopping:
-                if self._validation_score(logs["network"], X_val, y_val):
+                if self._validation_score(logs["network"], X_val, y_val, sw_val):
                     best = logs["network"].layers
             else:
                 self._track_loss()
@@ -395,28 +486,23 @@ class _BaseMLP(BaseEstimator):
             def schedule(_lr, e, _epochs, lr0=lr0, t0=t0):
                 return lr0 if e == 0 or not invscaling else lr_init / (t0 + e * n_train + 1) ** self.power_t
 
-            try:
-                net.fit(
-                    X_train,
-                    T_train,
-                    epochs=epochs - self.n_iter_,
-                    lr=lr0,
-                    loss=_OUTPUT[self.out_activation_][1],
-                    optimizer=opt,
-                    alpha=float(self.alpha),
-                    schedule=schedule,
-                    batch_size=batch_size,
-                    shuffle=self.shuffle,
-                    seed=int(rs.randint(np.iinfo(np.int32).max)) if self.shuffle else 0,
-                    callbacks=[end_of_epoch],
-                    verbose=0,
-                )
-            except DivergedError as exc:
-                msg = (
-                    "Solver produced non-finite parameter weights. The input data may contain large values "
-                    "and need to be preprocessed."
-                )
-                raise ValueError(msg) from exc
+            net.fit(
+                X_train,
+                T_train,
+                epochs=epochs - self.n_iter_,
+                lr=lr0,
+                loss=_OUTPUT[self.out_activation_][1],
+                optimizer=opt,
+                alpha=float(self.alpha),
+                schedule=schedule,
+                batch_size=batch_size,
+                shuffle=self.shuffle,
+                seed=int(rs.randint(np.iinfo(np.int32).max)) if self.shuffle else 0,
+                callbacks=[end_of_epoch],
+                verbose=0,
+                sample_weight=sw_train,
+                on_divergence="continue",
+            )
             if not restart:
                 break
         if self.early_stopping:
@@ -436,9 +522,9 @@ class _BaseMLP(BaseEstimator):
             self._no_improvement_count = 0
         self.best_loss_ = min(self.best_loss_, self.loss_curve_[-1])
 
-    def _validation_score(self, net: Network, X_val: Any, y_val: Any) -> bool:
+    def _validation_score(self, net: Network, X_val: Any, y_val: Any, sw_val: np.ndarray | None) -> bool:
         """Score the held-out data as scikit-learn does; ``True`` when it is the best so far."""
-        score = self._score_outputs(B.to_numpy(net.predict(X_val)), y_val)
+        score = self._score_outputs(B.to_numpy(net.predict(X_val)), y_val, sw_val)
         self.validation_scores_.append(score)
         if self.verbose:
             print(f"Validation score: {score:f}")
@@ -451,12 +537,13 @@ class _BaseMLP(BaseEstimator):
             return True
         return False
 
-    def _fit_lbfgs(self, X: Any, T: np.ndarray) -> None:
+    def _fit_lbfgs(self, X: Any, T: np.ndarray, sw: np.ndarray | None) -> None:
         """scipy's L-BFGS-B over the flattened parameters; each loss and gradient comes from the core
         on the network's backend (one transfer of the parameter vector each way per evaluation)."""
         net = self._net
         xp, native, dtype = net.xp, B.native_device(net.backend, net.device), B.dtype_name(net.dtype)
         Xd, Td = _on(X, net, "X"), _on(T, net, "y")
+        Wd = None if sw is None else _on(sw.reshape(-1, 1), net, "sample_weight")
         out, loss_name = _OUTPUT[self.out_activation_]
         acts = [activations.get(net.activation)] * (len(net.sizes) - 2) + [activations.get(out)]
         lf = losses.get(loss_name)
@@ -470,7 +557,9 @@ class _BaseMLP(BaseEstimator):
             return list(zip(parts[:n_layers], parts[n_layers:], strict=True))
 
         def loss_and_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
-            value, grads, _ = core.loss_and_grads(unpack(theta), Xd, Td, acts=acts, loss=lf, alpha=self.alpha, xp=xp)
+            value, grads, _ = core.loss_and_grads(
+                unpack(theta), Xd, Td, acts=acts, loss=lf, alpha=self.alpha, w=Wd, xp=xp
+            )
             pieces = [xp.reshape(gw, (-1,)) for gw, _ in grads] + [gb for _, gb in grads]
             host = B.to_numpy(xp.concat([*pieces, xp.reshape(value, (1,))]))  # one transfer back
             return float(host[-1]), host[:-1].astype(np.float64)
@@ -501,6 +590,7 @@ class _BaseMLP(BaseEstimator):
     def _forward(self, X: Any) -> tuple[Any, tuple[str, str] | None]:
         """The network's output ``(n, n_outputs)`` for ``X``, in ``X``'s namespace and on its device."""
         check_is_fitted(self)
+        self._take_given_weights()
         place = self._where(X)
         X = self._check_X(X, place, reset=False)
         y = self._net.predict(X)
@@ -531,9 +621,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     Fitted attributes are scikit-learn's: ``classes_``, ``loss_``, ``best_loss_``, ``loss_curve_``,
     ``validation_scores_``, ``best_validation_score_``, ``coefs_``, ``intercepts_``, ``n_iter_``,
-    ``t_``, ``n_features_in_``, ``n_layers_``, ``n_outputs_``, ``out_activation_``. ``fit`` takes no
-    ``sample_weight``. Shuffled mini-batches are drawn by anynet's generator, seeded from
-    ``random_state``, so only ``shuffle=False`` reproduces scikit-learn's weights exactly.
+    ``t_``, ``n_features_in_``, ``n_layers_``, ``n_outputs_``, ``out_activation_`` (``coefs_`` and
+    ``intercepts_`` can be set). ``fit`` and ``partial_fit`` take ``sample_weight``; ``X`` may be a SciPy
+    sparse matrix where the network computes on NumPy. Shuffled mini-batches are drawn by anynet's
+    generator, seeded from ``random_state``, so only ``shuffle=False`` reproduces scikit-learn's weights
+    exactly.
     """
 
     def _output_activation(self) -> str:
@@ -561,23 +653,24 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 raise ValueError(msg)
         return X, self._label_binarizer.transform(y).astype(np.float64)
 
-    def _score_outputs(self, out: np.ndarray, y_val: np.ndarray) -> float:
-        return float(accuracy_score(y_val, self._labels_host(out)))
+    def _score_outputs(self, out: np.ndarray, y_val: np.ndarray, sw: np.ndarray | None = None) -> float:
+        return float(accuracy_score(y_val, self._labels_host(out), sample_weight=sw))
 
     def _labels_host(self, out: np.ndarray) -> np.ndarray:
         return self._label_binarizer.inverse_transform(out.ravel() if self.n_outputs_ == 1 else out)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
-        """Fit the model to ``X``: ``(n_samples, n_features)`` and labels ``y``: ``(n_samples,)`` (or
-        a ``(n_samples, n_classes)`` indicator matrix for multilabel). Returns ``self``."""
-        return self._fit(X, y, incremental=False)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to ``X``: ``(n_samples, n_features)`` (dense, or SciPy sparse on NumPy) and
+        labels ``y``: ``(n_samples,)`` (or a ``(n_samples, n_classes)`` indicator matrix for multilabel),
+        each row's loss weighted by ``sample_weight``: ``(n_samples,)`` if given. Returns ``self``."""
+        return self._fit(X, y, sample_weight, incremental=False)
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, classes=None):
-        """One epoch over ``X``, ``y``. ``classes`` (all labels that will ever appear) is required on
-        the first call. Returns ``self``."""
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over ``X``, ``y`` (rows weighted by ``sample_weight``, as in ``fit``). ``classes``
+        (all labels that will ever appear) is required on the first call. Returns ``self``."""
         if getattr(self, "classes_", None) is None and classes is None:
             msg = "classes must be passed on the first call to partial_fit."
             raise ValueError(msg)
@@ -592,7 +685,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 self._label_binarizer = LabelBinarizer()
                 y_host = _host(y)
                 self._label_binarizer.fit(y_host if type_of_target(y_host).startswith("multilabel") else classes)
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, sample_weight, incremental=True)
 
     def predict(self, X):
         """Class labels ``(n_samples,)`` (an indicator matrix for multilabel), in ``X``'s namespace
@@ -643,17 +736,18 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
-    """scikit-learn's ``MLPRegressor`` (squared error), trained by anynet on any Array API backend.
+    """scikit-learn's ``MLPRegressor``, trained by anynet on any Array API backend.
 
     The parameters and fitted attributes are those of ``MLPClassifier`` here, less ``classes_``;
-    ``loss`` takes ``"squared_error"`` only (anynet has no Poisson loss). For several outputs,
-    ``loss_`` sums the halved squared error over the outputs (the quantity the gradient descends)
-    where scikit-learn reports the mean over outputs.
+    ``loss`` is ``"squared_error"`` (identity output) or ``"poisson"`` (exp output, the half Poisson
+    deviance; ``y`` must be non-negative). For several outputs, the squared error's ``loss_`` sums the
+    halved squared error over the outputs (the quantity the gradient descends) where scikit-learn
+    reports the mean over outputs.
     """
 
     _parameter_constraints: ClassVar[dict] = {
         **_BaseMLP._parameter_constraints,
-        "loss": [StrOptions({"squared_error"})],
+        "loss": [StrOptions({"squared_error", "poisson"})],
     }
 
     def __init__(
@@ -718,30 +812,34 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.loss = loss
 
     def _output_activation(self) -> str:
-        return "identity"
+        return "exp" if self.loss == "poisson" else "identity"
 
     def _validate_input(self, X, y, place, incremental, reset):
         X, y = self._check_Xy(X, y, place, reset=reset, y_numeric=True)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
+        if self.loss == "poisson" and (y < 0).any():
+            msg = f"loss='poisson' needs non-negative y (counts, rates), but y has {y.min()}; use loss='squared_error'"
+            raise ValueError(msg)
         return X, (y.reshape(-1, 1) if y.ndim == 1 else y).astype(np.float64)
 
-    def _score_outputs(self, out: np.ndarray, y_val: np.ndarray) -> float:
+    def _score_outputs(self, out: np.ndarray, y_val: np.ndarray, sw: np.ndarray | None = None) -> float:
         if not np.isfinite(out).all():
             return np.nan
-        return float(r2_score(y_val, out.ravel() if out.shape[1] == 1 else out))
+        return float(r2_score(y_val, out.ravel() if out.shape[1] == 1 else out, sample_weight=sw))
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
-        """Fit the model to ``X``: ``(n_samples, n_features)`` and targets ``y``: ``(n_samples,)`` or
-        ``(n_samples, n_outputs)``. Returns ``self``."""
-        return self._fit(X, y, incremental=False)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to ``X``: ``(n_samples, n_features)`` (dense, or SciPy sparse on NumPy) and
+        targets ``y``: ``(n_samples,)`` or ``(n_samples, n_outputs)``, each row's loss weighted by
+        ``sample_weight``: ``(n_samples,)`` if given. Returns ``self``."""
+        return self._fit(X, y, sample_weight, incremental=False)
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y):
-        """One epoch over ``X``, ``y``. Returns ``self``."""
-        return self._fit(X, y, incremental=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over ``X``, ``y`` (rows weighted by ``sample_weight``, as in ``fit``). Returns ``self``."""
+        return self._fit(X, y, sample_weight, incremental=True)
 
     def predict(self, X):
         """Predictions ``(n_samples,)`` (or ``(n_samples, n_outputs)``), in ``X``'s namespace."""
@@ -793,9 +891,12 @@ def _rows(X: Any, index: np.ndarray) -> Any:
     return xp.take(X, B.from_numpy(index, *_native((name, B.device_of(X)))), axis=0)
 
 
-def _on(a: Any, net: Network, label: str) -> Any:
+def _on(a: Any, net: Network, label: str = "X") -> Any:
     """``a`` (host, or already where the network lives) as an array of the network's place and dtype,
-    refused if it is not finite there (a value finite in float64 may overflow float32)."""
+    refused if it is not finite there (a value finite in float64 may overflow float32); a SciPy sparse
+    ``a`` stays sparse (CSR) for a network on NumPy."""
+    if sparse.is_sparse(a):
+        return sparse.check(a, n_in=net.n_in, backend=net.backend, dtype=B.dtype_name(net.dtype))
     if B.backend_of(a) in (None, "numpy"):
         a = np.asarray(a)
         native = B.native_device(net.backend, net.device)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from . import backend as B
-from . import core, defaults, engines, losses, optimizers
+from . import core, defaults, engines, losses, optimizers, sparse
 from ._validate import positive_float, positive_int
 from .progress import Progress
 from .tree import leaves
@@ -132,6 +132,9 @@ class Plan:
     reset: bool
     verbose: int
     engine: str
+    #: "raise" a ``DivergedError`` on a non-finite loss, or "continue" training through it (as
+    #: scikit-learn's MLP does), the history showing what happened
+    on_divergence: str = "raise"
 
     def lrs(self) -> list[float]:
         """The learning rate of every epoch."""
@@ -165,11 +168,13 @@ def plan(
     reset: bool = False,
     verbose: int = 1,
     engine: str = "auto",
+    sample_weight: Any = None,
+    on_divergence: str = "raise",
 ) -> Plan:
     """Check ``fit``'s options for a network whose output activation is ``output_activation``.
 
-    ``validation_data`` and ``classes`` are the caller's to prepare; here they are only checked for
-    shape. See ``anynet.Network.fit`` for what each option means.
+    ``validation_data``, ``classes`` and ``sample_weight`` are the caller's to prepare; here they are
+    only checked for shape. See ``anynet.Network.fit`` for what each option means.
     """
     epochs = positive_int(epochs, "epochs", allow_zero=True)
     batch_size = positive_int(batch_size, "batch_size", allow_none=True)
@@ -201,6 +206,9 @@ def plan(
         msg = "validation_data must be a pair (X_val, t_val)"
         raise ValueError(msg)
     engines.check(engine)
+    if on_divergence not in ("raise", "continue"):
+        msg = f"on_divergence must be 'raise' or 'continue', got {on_divergence!r}"
+        raise ValueError(msg)
     for cb in callbacks:
         if not callable(cb):
             msg = f"callbacks must be callables f(epoch, logs), got {cb!r}"
@@ -224,6 +232,7 @@ def plan(
         reset=bool(reset),
         verbose=int(verbose),
         engine=engine,
+        on_divergence=on_divergence,
     )
 
 
@@ -255,11 +264,13 @@ def fit(
     native: Any,
     rng: np.random.Generator,
     view: Callable[[Any], Any] | None = None,
+    w: Any = None,
 ) -> Result:
     """Train ``layers`` (``[(W, b | None), ...]``) from the optimizer ``state`` (``None``: a fresh one)
     on ``X``: ``(n, n_in)``, ``t``: ``(n, n_out)``, checked and on the device, with optional validation
     data ``Xv``, ``tv``. ``rng`` draws the mini-batch order; ``view(layers)`` makes the network that
-    callbacks see as ``logs["network"]``.
+    callbacks see as ``logs["network"]``. ``w``: ``(n, 1)`` row weights (scikit-learn's
+    ``sample_weight``), or ``None``; ``X`` may be a SciPy sparse matrix on NumPy.
 
     Never raises for what happens while training: a divergence or an exception from a callback or a
     ``KeyboardInterrupt`` ends up in ``Result.error``, with the parameters and history it left behind.
@@ -267,10 +278,13 @@ def fit(
     opt = plan.opt
     if state is None:
         state = opt.init(layers, xp=xp)
-    Engine = engines.select(plan.engine, backend, acts=acts, loss=plan.loss, opt=opt)
+    weighted, sparse_x = w is not None, sparse.is_sparse(X)
+    Engine = engines.select(
+        plan.engine, backend, acts=acts, loss=plan.loss, opt=opt, weighted=weighted, sparse=sparse_x
+    )
     eng = Engine(layers, state, acts=acts, loss=plan.loss, opt=opt, alpha=plan.alpha, xp=xp, backend=backend)
     history = History(monitor="val_loss" if Xv is not None else "loss", backend=backend, device=device)
-    loop = _Loop(eng, plan, history, X, t, Xv, tv, acts, xp, backend, native, view)
+    loop = _Loop(eng, plan, history, X, t, Xv, tv, acts, xp, backend, native, view, w)
     n = X.shape[0]
     bs = n if plan.batch_size is None else min(plan.batch_size, n)
     lrs = plan.lrs()
@@ -279,6 +293,7 @@ def fit(
     try:
         with B.quiet_overflow(backend), B.no_autograd(backend):
             whole = bs == n and Xv is None and not plan.callbacks and plan.patience is None
+            whole = whole and w is None and plan.on_divergence == "raise"  # the whole-run hooks know neither
             if whole and hasattr(eng, "run"):
                 loop.whole(lrs)
             else:
@@ -310,8 +325,9 @@ class _Loop:
     callbacks and early stopping, and stops with the last weights whose loss was finite when the
     loss diverges."""
 
-    def __init__(self, eng, plan, history, X, t, Xv, tv, acts, xp, backend, native, view):
+    def __init__(self, eng, plan, history, X, t, Xv, tv, acts, xp, backend, native, view, w=None):
         self.eng, self.plan, self.loss, self.history = eng, plan, plan.loss, history
+        self.w = w  # the rows' weights (n, 1), gathered per batch as t is; None: unweighted
         self.X, self.t, self.Xv, self.tv = X, t, Xv, tv
         self.acts, self.xp, self.backend, self.native, self.view = acts, xp, backend, native, view
         self.track_acc, self.min_delta, self.callbacks = plan.track_accuracy, plan.min_delta, plan.callbacks
@@ -334,7 +350,8 @@ class _Loop:
         n = X.shape[0]
         batched = bs < n
         starts = range(0, n, bs)
-        whole_epoch = batched and hasattr(eng, "epoch")
+        whole_epoch = batched and hasattr(eng, "epoch") and self.w is None
+        w, stop = self.w, self.plan.on_divergence == "raise"
         # The weights at the start of this epoch and the one before, for a divergence: the buffer
         # engine keeps them in its ring on full batches; otherwise snapshot them.
         ring = not batched and hasattr(eng, "previous")
@@ -356,13 +373,15 @@ class _Loop:
                 total = correct = 0.0
                 for s in starts:
                     if not batched:
-                        Xb, tb = X, t
+                        Xb, tb, wb = X, t, w
                     elif order is not None:
                         idx = perm[s : min(s + bs, n)]  # array_api_strict rejects a stop past the end
-                        Xb, tb = xp.take(X, idx, axis=0), xp.take(t, idx, axis=0)
+                        Xb, tb = sparse.take_rows(X, idx, xp), xp.take(t, idx, axis=0)
+                        wb = None if w is None else xp.take(w, idx, axis=0)
                     else:
                         Xb, tb = X[s : min(s + bs, n), ...], t[s : min(s + bs, n), ...]
-                    value, y = eng.step(Xb, tb, lr)
+                        wb = None if w is None else w[s : min(s + bs, n), ...]
+                    value, y = eng.step(Xb, tb, lr) if wb is None else eng.step(Xb, tb, lr, w=wb)
                     total = total + (value if divisor == 1 else value * Xb.shape[0])
                     if self.track_acc:
                         correct = correct + core.accuracy_sum(y, tb, xp=xp)
@@ -375,7 +394,8 @@ class _Loop:
                 if self.track_acc:
                     scalars.append(core.accuracy_sum(yv, self.tv, xp=xp))
             values = _read(name, xp, scalars)
-            if not math.isfinite(values[0]) or (self.Xv is not None and not math.isfinite(values[vk])):
+            bad = not math.isfinite(values[0]) or (self.Xv is not None and not math.isfinite(values[vk]))
+            if bad and stop:
                 # Keep the weights that started the last epoch whose loss was finite (on a full
                 # batch, exactly the ones that produced it); in the first epoch, the starting ones.
                 if ring:
@@ -386,7 +406,7 @@ class _Loop:
             self.in_epoch = False
             if self._record(epoch, lr, values, n):
                 break
-        if lrs and not all_finite(eng.layers, xp):  # the epoch's loss came before its last update
+        if lrs and stop and not all_finite(eng.layers, xp):  # the epoch's loss came before its last update
             self._diverged(len(lrs) - 1, math.inf, lrs[-1], eng.previous(1) if ring else start, after_update=True)
 
     def whole(self, lrs: list[float]) -> None:

@@ -11,7 +11,7 @@ import anynet
 from anynet import activations, core, losses, optimizers
 from anynet import init as initialisers
 
-ELEMENTWISE = ["sigmoid", "tanh", "relu", "leaky_relu", "softplus", "identity"]
+ELEMENTWISE = ["sigmoid", "tanh", "relu", "leaky_relu", "softplus", "identity", "exp"]
 EPS = 1e-6
 #: entries checked per parameter array: a random subset keeps the dask run short
 N_PROBES = 8
@@ -34,10 +34,12 @@ def targets(rng, loss, n, n_out):
         return np.eye(n_out)[rng.integers(0, n_out, n)]
     if loss == "binary_cross_entropy":
         return rng.integers(0, 2, (n, n_out)).astype(float)
+    if loss == "poisson":
+        return rng.poisson(1.5, (n, n_out)).astype(float)  # counts, zeros among them
     return rng.normal(0, 1, (n, n_out))
 
 
-def check_gradients(xp, asarray, layers, X, t, *, acts, loss, alpha=0.0, seed=0):
+def check_gradients(xp, asarray, layers, X, t, *, acts, loss, alpha=0.0, w=None, seed=0):
     """Backprop's gradients, on the backend under test, at a random subset of entries against central
     differences of the loss.
 
@@ -47,14 +49,17 @@ def check_gradients(xp, asarray, layers, X, t, *, acts, loss, alpha=0.0, seed=0)
     below check that every backend's forward values agree with NumPy's.
     """
     lf = losses.get(loss)
+    wd = None if w is None else asarray(w)
     _, grads, _ = core.loss_and_grads(
-        put(layers, asarray), asarray(X), asarray(t), acts=acts, loss=lf, alpha=alpha, xp=xp
+        put(layers, asarray), asarray(X), asarray(t), acts=acts, loss=lf, alpha=alpha, w=wd, xp=xp
     )
+    # scikit-learn's penalty: over n, or over the total weight for weighted rows
+    per = X.shape[0] if w is None else float(np.sum(w))
 
     def value(host):
         y, cache = core.forward(host, X, acts=acts, xp=npx)
-        v = float(lf.value(cache[-1][1], y, t, xp=npx))
-        return v + 0.5 * alpha / X.shape[0] * sum(float(np.sum(W * W)) for W, _ in host)
+        v = float(lf.value(cache[-1][1], y, t, xp=npx, w=w))
+        return v + 0.5 * alpha / per * sum(float(np.sum(W * W)) for W, _ in host)
 
     rng = np.random.default_rng(seed)
     for i, layer in enumerate(layers):
@@ -86,8 +91,9 @@ SHAPES = {1: [3, 2], 2: [3, 4, 2], 3: [3, 4, 3, 2]}
 def test_gradients_every_activation(xp, asarray, act, depth, bias):
     rng = np.random.default_rng(depth * 10 + bias)
     sizes = SHAPES[depth]
-    # softmax is an output activation only; half_sse is not fused, so its Jacobian is exercised.
-    acts = acts_for(sizes, "tanh" if act == "softmax" else act, act)
+    # softmax and exp are output activations (exp of exp overflows); half_sse is not fused, so their
+    # Jacobians are exercised.
+    acts = acts_for(sizes, "tanh" if act in ("softmax", "exp") else act, act)
     X, t = rng.normal(0, 1, (6, 3)), targets(rng, "half_sse", 6, 2)
     check_gradients(xp, asarray, host_layers(rng, sizes, bias), X, t, acts=acts, loss="half_sse")
 
@@ -98,7 +104,13 @@ LOSS_OUTPUT = {
     "half_mse": "softplus",
     "binary_cross_entropy": "sigmoid",
     "cross_entropy": "softmax",
+    "poisson": "exp",
 }
+
+
+def test_every_registered_activation_and_loss_has_its_gradient_checked():
+    assert set(activations.ACTIVATIONS) == {*ELEMENTWISE, "softmax"}
+    assert set(losses.LOSSES) == set(LOSS_OUTPUT)
 
 
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
@@ -121,6 +133,37 @@ def test_gradients_with_l2_penalty(xp, asarray, loss):
     check_gradients(xp, asarray, host_layers(rng, sizes, True), X, t, acts=acts, loss=loss, alpha=0.3)
 
 
+@pytest.mark.parametrize("loss", list(LOSS_OUTPUT))
+def test_gradients_with_sample_weights_and_l2_penalty(xp, asarray, loss):
+    rng = np.random.default_rng(11)
+    sizes = SHAPES[2]
+    acts = acts_for(sizes, "tanh", LOSS_OUTPUT[loss])
+    X, t = rng.normal(0, 1, (6, 3)), targets(rng, loss, 6, 2)
+    w = np.array([[0.5], [2.0], [0.0], [1.0], [3.0], [0.25]])
+    check_gradients(xp, asarray, host_layers(rng, sizes, True), X, t, acts=acts, loss=loss, alpha=0.3, w=w)
+
+
+@pytest.mark.parametrize("loss", list(LOSS_OUTPUT))
+def test_integer_sample_weights_are_repeated_rows(xp, asarray, loss):
+    # scikit-learn's meaning: weight k is the row k times over, weight 0 is the row left out, L2 included
+    rng = np.random.default_rng(12)
+    sizes = SHAPES[2]
+    acts = acts_for(sizes, "tanh", LOSS_OUTPUT[loss])
+    X, t = rng.normal(0, 1, (6, 3)), targets(rng, loss, 6, 2)
+    counts = np.array([1, 3, 0, 2, 1, 4])
+    layers = put(host_layers(rng, sizes, True), asarray)
+    lf = losses.get(loss)
+    v_w, g_w, _ = core.loss_and_grads(
+        layers, asarray(X), asarray(t), acts=acts, loss=lf, alpha=0.2, w=asarray(counts[:, None]), xp=xp
+    )
+    Xr, tr = np.repeat(X, counts, axis=0), np.repeat(t, counts, axis=0)
+    v_r, g_r, _ = core.loss_and_grads(layers, asarray(Xr), asarray(tr), acts=acts, loss=lf, alpha=0.2, xp=xp)
+    assert float(v_w) == pytest.approx(float(v_r), rel=1e-12)
+    for (gw_w, gb_w), (gw_r, gb_r) in zip(g_w, g_r, strict=True):
+        np.testing.assert_allclose(anynet.to_numpy(gw_w), anynet.to_numpy(gw_r), rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(anynet.to_numpy(gb_w), anynet.to_numpy(gb_r), rtol=1e-10, atol=1e-14)
+
+
 # --------------------------------------------------------------------------- activations
 
 
@@ -139,6 +182,7 @@ REFERENCE = {
     "leaky_relu": lambda z: np.where(z > 0, z, 0.01 * z),
     "softplus": lambda z: np.log1p(np.exp(z)),
     "identity": lambda z: z,
+    "exp": np.exp,
     "softmax": lambda z: np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True),
 }
 
@@ -192,6 +236,30 @@ def test_loss_values_match_their_formulas(xp, asarray, rng):
     tc = np.eye(3)[rng.integers(0, 3, 5)]
     ce = -np.sum(tc * np.log(REFERENCE["softmax"](z))) / 5
     assert loss_value("cross_entropy", z, tc, xp, asarray, "softmax") == pytest.approx(ce, rel=1e-12)
+    # scikit-learn's half Poisson deviance, its constant term included: Σ xlogy(t, t/y) - t + y, over n
+    tp = rng.poisson(2.0, (5, 3)).astype(float)
+    yp = np.exp(z)
+    xlogy = np.where(tp > 0, tp * np.log(np.where(tp > 0, tp, 1) / yp), 0.0)
+    assert loss_value("poisson", z, tp, xp, asarray, "exp") == pytest.approx(np.sum(xlogy - tp + yp) / 5, rel=1e-12)
+
+
+def test_weighted_losses_are_weighted_means(xp, asarray, rng):
+    z, t = rng.normal(0, 1, (5, 2)), rng.normal(0, 1, (5, 2))
+    w = np.array([[1.0], [0.0], [2.5], [0.5], [1.0]])
+    d2 = (z - t) ** 2
+
+    def weighted(name, zz, tt):
+        zd = asarray(zz)
+        lf = losses.get(name)
+        y = activations.get(lf.output or "identity").f(zd, xp=xp)
+        return float(anynet.to_numpy(lf.value(zd, y, asarray(tt), xp=xp, w=asarray(w))))
+
+    assert weighted("half_mse", z, t) == pytest.approx(0.5 * np.sum(w * d2) / w.sum(), rel=1e-12)
+    assert weighted("mse", z, t) == pytest.approx(np.sum(w * d2) / (w.sum() * 2), rel=1e-12)
+    assert weighted("half_sse", z, t) == pytest.approx(0.5 * np.sum(w * d2), rel=1e-12)  # a sum stays a sum
+    tc = np.eye(2)[[0, 1, 1, 0, 1]]
+    log_p = np.log(REFERENCE["softmax"](z))
+    assert weighted("cross_entropy", z, tc) == pytest.approx(-np.sum(w * tc * log_p) / w.sum(), rel=1e-12)
 
 
 def test_half_sse_gradient_is_summed_not_averaged(xp, asarray, rng):

@@ -79,8 +79,11 @@ def test_every_activation_and_loss_matches_the_reference(rng, backend, fast, eng
     target = _targets(lf, output, X, t, labels)
     ref, net = _pair([5, 6, 3], activation=hidden, output_activation=output, init="glorot", bias=hidden != "tanh")
     cbs = [] if engine == "whole" else [lambda epoch, logs: None]
-    h_ref = ref.fit(X, target, epochs=4, lr=0.05, loss=loss, verbose=0, engine="reference")
-    h = net.fit(X, target, epochs=4, lr=0.05, loss=loss, verbose=0, engine=fast, callbacks=cbs)
+    lr = 0.05
+    if "exp" in (hidden, output):  # exp grows fast: smaller inputs and a gentler step keep it finite
+        X, lr = 0.1 * X, 0.001
+    h_ref = ref.fit(X, target, epochs=4, lr=lr, loss=loss, verbose=0, engine="reference")
+    h = net.fit(X, target, epochs=4, lr=lr, loss=loss, verbose=0, engine=fast, callbacks=cbs)
     np.testing.assert_allclose(h.loss, h_ref.loss, rtol=1e-9)
     if h_ref.accuracy:
         assert h.accuracy == h_ref.accuracy

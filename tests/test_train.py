@@ -481,6 +481,16 @@ def test_divergence_raises_and_keeps_the_last_weights_whose_loss_was_finite():
     assert net.history is history
 
 
+def test_on_divergence_continue_trains_on_and_records_it():
+    # scikit-learn's MLP trains on through a diverging loss; its drop-ins ask fit to do the same
+    net = anynet.Network([3, 4, 1], activation="identity", seed=0, dtype="float64")
+    history = net.fit(XOR_X, XOR_T, epochs=50, lr=1e3, verbose=0, on_divergence="continue")
+    assert history.epochs == 50
+    assert math.isfinite(history.loss[0])
+    assert not all(math.isfinite(v) for v in history.loss)
+    assert not all(np.isfinite(w).all() for w in host(net))
+
+
 def test_divergence_in_the_last_step_is_caught():
     # one step with lr=1e308 overflows the weights; no later loss is computed to notice it
     net = anynet.Network([3, 4, 1], activation="identity", seed=0, dtype="float64")
@@ -618,6 +628,17 @@ BAD_OPTIONS = [
     ({"alpha": -1.0}, ValueError, r"alpha must be a non-negative finite number"),
     ({"patience": 0}, ValueError, r"patience must be a positive integer"),
     ({"metrics": ["f1"]}, ValueError, r"unknown metric"),
+    ({"on_divergence": "ignore"}, ValueError, r"on_divergence must be 'raise' or 'continue', got 'ignore'"),
+    (
+        {"sample_weight": [1, 1]},
+        ValueError,
+        r"sample_weight must be 1-D with one weight per row of X \(4\), got shape \(2,\)",
+    ),
+    ({"sample_weight": np.ones((4, 1))}, ValueError, r"sample_weight must be 1-D .* got shape \(4, 1\)"),
+    ({"sample_weight": [1, -1, 1, 1]}, ValueError, r"sample_weight must be finite and non-negative"),
+    ({"sample_weight": [1, np.nan, 1, 1]}, ValueError, r"sample_weight must be finite and non-negative"),
+    ({"sample_weight": [0, 0, 0, 0]}, ValueError, r"sample_weight is zero for every row"),
+    ({"sample_weight": list("abcd")}, TypeError, r"sample_weight must be numeric, got dtype <U1"),
 ]
 
 
@@ -735,3 +756,139 @@ def test_digits_reaches_97_percent_with_adam():
     net.fit(X_train, y_train, epochs=60, batch_size=64, optimizer="adam", lr=1e-3, verbose=0)
     accuracy = np.mean(anynet.to_numpy(net.predict_classes(X_test)) == y_test)
     assert accuracy >= 0.97
+
+
+# --------------------------------------------------------------------------- sample weights
+
+
+@pytest.mark.parametrize(
+    "options", [{"optimizer": "sgd", "momentum": 0.9, "lr": 0.1}, {"optimizer": "adam", "lr": 0.05}]
+)
+def test_integer_sample_weights_train_as_repeated_rows(rng, options):
+    X, t = rng.normal(size=(8, 3)), rng.normal(size=(8, 2))
+    counts = np.array([1, 0, 2, 1, 3, 1, 0, 2])
+    common = {"epochs": 20, "alpha": 0.3, "loss": "half_mse", "verbose": 0, **options}
+    weighted = anynet.Network([3, 4, 2], activation="tanh", output_activation="identity", seed=1, dtype="float64")
+    repeated = anynet.Network([3, 4, 2], activation="tanh", output_activation="identity", seed=1, dtype="float64")
+    hw = weighted.fit(X, t, sample_weight=counts, **common)
+    hr = repeated.fit(np.repeat(X, counts, axis=0), np.repeat(t, counts, axis=0), **common)
+    np.testing.assert_allclose(hw.loss, hr.loss, rtol=1e-10)
+    assert_weights(weighted, host(repeated))
+
+
+def test_sample_weights_follow_their_rows_through_shuffled_batches(rng):
+    # a row of weight 0 teaches nothing: garbage in its target changes nothing, if the weights are
+    # gathered with the same rows as X and t in every shuffled batch
+    X, t = rng.normal(size=(10, 3)), rng.normal(size=(10, 1))
+    w = np.array([1.0, 0.0, 2.0, 0.5, 0.0, 1.0, 1.0, 3.0, 0.0, 1.0])
+    garbage = np.where(w[:, None] == 0, 1e6, t)
+    common = {"epochs": 5, "batch_size": 3, "seed": 7, "optimizer": "adam", "lr": 0.01, "verbose": 0}
+    nets = [anynet.Network([3, 5, 1], activation="tanh", output_activation="identity", seed=2) for _ in range(2)]
+    nets[0].fit(X, t, loss="half_mse", sample_weight=w, **common)
+    nets[1].fit(X, garbage, loss="half_mse", sample_weight=w, **common)
+    assert_weights(nets[1], host(nets[0]), nets[0].dtype)
+    plain = anynet.Network([3, 5, 1], activation="tanh", output_activation="identity", seed=2)
+    plain.fit(X, t, loss="half_mse", **common)
+    assert not np.allclose(host(plain)[0], host(nets[0])[0])  # the weights did weigh
+
+
+def test_sample_weights_follow_a_validation_split(rng):
+    X, t = rng.normal(size=(10, 3)), rng.normal(size=(10, 1))
+    w = rng.integers(1, 4, 10).astype(float)
+    net = anynet.Network([3, 2, 1], activation="tanh", output_activation="identity", seed=0)
+    history = net.fit(X, t, loss="half_mse", sample_weight=w, validation_split=0.3, epochs=3, verbose=0)
+    assert len(history.val_loss) == 3
+
+
+@pytest.mark.skip_backend(
+    "torch", "jax", "dask", "array_api_strict", reason="the in-place engine exists for NumPy and CuPy only"
+)
+def test_an_engine_without_row_weights_refuses_them_and_auto_steps_around_it(backend):
+    net = anynet.Network([3, 4, 1], seed=0)
+    before = host(net)
+    for name, entry in anynet.engines.REGISTRY.items():
+        if backend in entry.auto and not getattr(entry.load(), "row_weights", False):
+            with pytest.raises(ValueError, match=rf"engine='{name}' cannot run this: it takes no row weights"):
+                net.fit(XOR_X, XOR_T, epochs=1, verbose=0, engine=name, sample_weight=np.ones(4))
+            assert_weights(net, before)
+    weighted = anynet.Network([3, 4, 1], seed=0)
+    weighted.fit(XOR_X, XOR_T, epochs=3, verbose=0, sample_weight=np.full(4, 2.0))  # auto takes an engine that can
+    plain = anynet.Network([3, 4, 1], seed=0)
+    plain.fit(XOR_X, XOR_T, epochs=3, verbose=0, engine="reference")
+    assert not np.allclose(host(weighted)[0], host(plain)[0])  # half_sse is a sum: doubled weights, doubled steps
+
+
+# --------------------------------------------------------------------------- sparse input
+
+
+def sparse_formats():
+    sp = pytest.importorskip("scipy.sparse")
+    return sp, [sp.csr_matrix, sp.csc_matrix, sp.csr_array]
+
+
+@pytest.mark.skip_backend(
+    "torch", "jax", "dask", "array_api_strict", "cupy", reason="sparse X trains on NumPy only; see the next test"
+)
+def test_sparse_X_trains_as_dense_X(rng):
+    sp, formats = sparse_formats()
+    X = rng.normal(size=(12, 5)) * (rng.random((12, 5)) < 0.3)
+    t = rng.integers(0, 3, 12)
+    w = rng.random(12) + 0.5
+    common = {"epochs": 4, "batch_size": 5, "seed": 3, "optimizer": "adam", "lr": 0.05, "alpha": 0.1, "verbose": 0}
+    dense = anynet.Network([5, 4, 3], activation="relu", output_activation="softmax", seed=0, dtype="float64")
+    hd = dense.fit(X, t, sample_weight=w, **common)
+    for fmt in formats:
+        net = anynet.Network([5, 4, 3], activation="relu", output_activation="softmax", seed=0, dtype="float64")
+        hs = net.fit(fmt(X), t, sample_weight=w, validation_data=(fmt(X[:4]), t[:4]), **common)
+        np.testing.assert_allclose(hs.loss, hd.loss, rtol=1e-12)
+        assert_weights(net, host(dense))
+        np.testing.assert_allclose(net.predict(fmt(X)), dense.predict(X), rtol=1e-12)
+    sparse_scores = net.evaluate(sp.csr_matrix(X), t, loss="cross_entropy")
+    assert sparse_scores == pytest.approx(dense.evaluate(X, t, loss="cross_entropy"), rel=1e-12)
+
+
+@pytest.mark.skip_backend(
+    "torch", "jax", "dask", "array_api_strict", "cupy", reason="sparse X trains on NumPy only; see the next test"
+)
+def test_sparse_X_is_never_densified(rng):
+    sp, _ = sparse_formats()
+
+    class Undensifiable(sp.csr_matrix):
+        def toarray(self, *args, **kwargs):
+            raise AssertionError("densified")
+
+        todense = toarray
+        __array__ = toarray
+
+    X = Undensifiable(rng.normal(size=(9, 4)) * (rng.random((9, 4)) < 0.4))
+    net = anynet.Network([4, 3, 1], seed=0)
+    net.fit(X, rng.normal(size=(9, 1)), epochs=2, batch_size=4, verbose=0)
+    net.fit(X, rng.normal(size=(9, 1)), epochs=1, verbose=0, validation_split=0.3)
+    assert net.predict(X).shape == (9, 1)
+
+
+@pytest.mark.skip_backend("numpy", reason="NumPy takes sparse X; the test above")
+def test_sparse_X_on_another_backend_says_which_take_it(rng):
+    sp, _ = sparse_formats()
+    net = anynet.Network([3, 4, 1], seed=0)
+    with pytest.raises(ValueError, match=r"X is a SciPy sparse matrix, which trains on backend 'numpy' only"):
+        net.fit(sp.csr_matrix(XOR_X), XOR_T, epochs=1, verbose=0)
+
+
+# --------------------------------------------------------------------------- Poisson
+
+
+def test_poisson_loss_with_an_exp_output_recovers_a_log_linear_rate():
+    x = np.linspace(-1, 1, 20).reshape(-1, 1)
+    net = anynet.Network([1, 1], activation="exp", seed=0, dtype="float64")
+    history = net.fit(x, np.exp(0.5 * x + 0.2), loss="poisson", epochs=200, lr=0.5, verbose=0)
+    assert_weights(net, [np.array([[0.5]]), np.array([0.2])], "float32")
+    assert history.loss[-1] < 1e-9  # scikit-learn's deviance keeps its constant term: 0 at a perfect fit
+
+
+def test_poisson_loss_needs_an_exp_output_and_counts():
+    net = anynet.Network([3, 4, 1], activation="tanh", output_activation="exp", seed=0)
+    with pytest.raises(ValueError, match=r"loss 'poisson' needs non-negative targets \(counts, rates\), but t has -1"):
+        net.fit(XOR_X, XOR_T - 1, loss="poisson", epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"loss 'poisson' works on exp outputs"):
+        anynet.Network([3, 1], seed=0).fit(XOR_X, XOR_T, loss="poisson", epochs=1, verbose=0)

@@ -35,6 +35,9 @@ class Engine(Protocol):
     - ``last_finite()``: after ``run`` or ``epoch`` stopped on a non-finite loss, the layers that
       produced the last finite loss of this fit (or the starting ones).
     - ``previous(k)``: the weights from ``k`` (1 or 2) steps ago, kept without a copy.
+
+    Class attributes ``row_weights`` and ``sparse_input`` (default ``False``) say whether ``step``
+    takes a keyword ``w`` (``(n, 1)`` row weights) and a SciPy sparse ``X``.
     """
 
     name: str
@@ -86,25 +89,33 @@ def check(engine: str) -> str:
     raise ValueError(msg)
 
 
-def select(engine: str, backend: str, *, acts: Any, loss: Any, opt: Any) -> type:
+def select(
+    engine: str, backend: str, *, acts: Any, loss: Any, opt: Any, weighted: bool = False, sparse: bool = False
+) -> type:
     """The engine class that runs this job: the named one (a ValueError says why it can't), or for
-    ``"auto"`` the first engine serving ``backend`` that takes the job, else the reference."""
+    ``"auto"`` the first engine serving ``backend`` that takes the job, else the reference.
+    ``weighted``: the rows carry weights; ``sparse``: ``X`` is a SciPy sparse matrix. An engine takes
+    those only if it says so (``row_weights``, ``sparse_input`` class attributes)."""
     asked, engine = engine, check(engine)
     if engine == "auto":
         for entry in REGISTRY.values():
             if backend in entry.auto:
                 cls = entry.load()
-                if _refusal(cls, backend, acts, loss, opt) is None:
+                if _refusal(cls, backend, acts, loss, opt, weighted, sparse) is None:
                     return cls
         return REGISTRY["reference"].load()
     cls = REGISTRY[engine].load()
-    reason = _refusal(cls, backend, acts, loss, opt)
+    reason = _refusal(cls, backend, acts, loss, opt, weighted, sparse)
     if reason is not None:
         msg = f"engine={asked!r} cannot run this: {reason}; use engine='auto' or engine='reference'"
         raise ValueError(msg)
     return cls
 
 
-def _refusal(cls: type, backend: str, acts: Any, loss: Any, opt: Any) -> str | None:
+def _refusal(cls: type, backend: str, acts: Any, loss: Any, opt: Any, weighted: bool, sparse: bool) -> str | None:
+    if weighted and not getattr(cls, "row_weights", False):
+        return "it takes no row weights (sample_weight)"
+    if sparse and not getattr(cls, "sparse_input", False):
+        return "it takes no sparse X"
     refuses = getattr(cls, "refuses", None)
     return None if refuses is None else refuses(backend, acts, loss, opt)

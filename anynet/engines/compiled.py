@@ -25,8 +25,8 @@ def _tree_where(cond, a, b):
 
 
 def _train_step(acts, loss, opt, alpha):
-    def step(layers, state, X, t, lr):
-        value, grads, y = core.loss_and_grads(layers, X, t, acts=acts, loss=loss, alpha=alpha, xp=jnp)
+    def step(layers, state, X, t, lr, w=None):
+        value, grads, y = core.loss_and_grads(layers, X, t, acts=acts, loss=loss, alpha=alpha, w=w, xp=jnp)
         layers, state = opt.step(layers, grads, state, lr, xp=jnp)
         return layers, state, value, y
 
@@ -91,6 +91,7 @@ class Compiled:
     into one scan each."""
 
     name = "compiled"
+    row_weights = True  # through step; the whole-run and epoch hooks are not used with weights
 
     @staticmethod
     def refuses(backend, acts, loss, opt):
@@ -128,8 +129,8 @@ class Compiled:
     def last_finite(self):
         return self._prev
 
-    def step(self, X, t, lr):
-        self.layers, self._state, value, y = _step_fn(*self._key)(self.layers, self._state, X, t, lr)
+    def step(self, X, t, lr, w=None):
+        self.layers, self._state, value, y = _step_fn(*self._key)(self.layers, self._state, X, t, lr, w)
         return value, y
 
     def run(self, X, t, lrs, track_acc):

@@ -8,14 +8,16 @@ from .. import core
 
 class Reference:
     name = "reference"
+    row_weights = True
+    sparse_input = True  # the core's X @ W and X.T @ grad_z are SciPy's sparse products on NumPy
 
     def __init__(self, layers, state, *, acts, loss, opt, alpha, xp, backend) -> None:
         self.layers, self.state = layers, state
         self._acts, self._loss, self._opt, self._alpha, self._xp = acts, loss, opt, alpha, xp
 
-    def step(self, X, t, lr):
+    def step(self, X, t, lr, w=None):
         value, grads, y = core.loss_and_grads(
-            self.layers, X, t, acts=self._acts, loss=self._loss, alpha=self._alpha, xp=self._xp
+            self.layers, X, t, acts=self._acts, loss=self._loss, alpha=self._alpha, w=w, xp=self._xp
         )
         self.layers, self.state = self._opt.step(self.layers, grads, self.state, lr, xp=self._xp)
         return value, y
