@@ -34,6 +34,7 @@ from . import backend as B
 from ._validate import all_finite, host_2d, kind_of, not_finite_message, same_place, sample_weights
 from .defaults import loss_for
 from .network import Network
+from .tree import tree_map
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -202,9 +203,10 @@ class _BaseMLP(BaseEstimator):
             backend=backend,
             device=device,
         )
-        net._pinned = False
+        net.follow(place=True)
         if old is not None and net.sizes == old.sizes:  # the optimizer carries on, as scikit-learn's does
-            net._opt, net._opt_state, net.epochs_trained = old._opt, old._opt_state, old.epochs_trained
+            net.set_optimizer(old.optimizer, old.optimizer_state)
+            net.epochs_trained = old.epochs_trained
         self._net = net
 
     def _out(self, a: Any) -> Any:
@@ -337,7 +339,7 @@ class _BaseMLP(BaseEstimator):
             self._initialize(T, layer_units, rs, place, X.dtype)
         elif place is not None and (self._net.backend, self._net.device) != place:
             self._net = self._net.to(*place)  # a warm start on data that lives elsewhere
-            self._net._pinned = False
+            self._net.follow(place=True)
         self._data_place = place
         host_2d(T, "y", dtype=B.dtype_name(self._net.dtype))  # y finite in the network's dtype too
         if self.solver == "lbfgs":
@@ -378,7 +380,7 @@ class _BaseMLP(BaseEstimator):
             backend=backend,
             device=device,
         )
-        net._pinned = False  # the estimator's _where enforces backend/device; the network follows the data
+        net.follow(place=True)  # the estimator's _where enforces backend/device; the network follows the data
         self._net = net
         for name in ("_lr", "_no_improvement_count"):
             self.__dict__.pop(name, None)
@@ -402,7 +404,7 @@ class _BaseMLP(BaseEstimator):
         net = self._net
         if not incremental or not hasattr(self, "_lr"):
             self._lr = float(self.learning_rate_init)
-            net._opt_state = None  # a new fit starts a new optimizer, as scikit-learn's does
+            net.set_optimizer(None, None)  # a new fit starts a new optimizer, as scikit-learn's does
         if self.early_stopping and incremental:
             msg = "partial_fit does not support early_stopping=True"
             raise ValueError(msg)
@@ -911,12 +913,6 @@ def _on(a: Any, net: Network, label: str = "X") -> Any:
     return cast
 
 
-def _tree(fn, tree: Any) -> Any:
-    if isinstance(tree, (list, tuple)):
-        return type(tree)(_tree(fn, item) for item in tree)
-    return tree if tree is None or isinstance(tree, (int, float)) else fn(tree)
-
-
 def _net_to_host(net: Network) -> dict:
     """What rebuilds ``net`` anywhere: host arrays, names, and the optimizer's state."""
     return {
@@ -927,8 +923,8 @@ def _net_to_host(net: Network) -> dict:
         "backend": net.backend,
         "device": net.device,
         "dtype": B.dtype_name(net.dtype),
-        "optimizer": net._opt,
-        "opt_state": _tree(B.to_numpy, net._opt_state),
+        "optimizer": net.optimizer,
+        "opt_state": tree_map(B.to_numpy, net.optimizer_state),
         "epochs_trained": net.epochs_trained,
     }
 
@@ -950,9 +946,7 @@ def _net_from_host(state: dict) -> Network:
         backend=backend,
         device=device,
     )
-    net._pinned = False
+    net.follow(place=True)
     net.epochs_trained = state["epochs_trained"]
-    net._opt = state["optimizer"]
-    native = B.native_device(net.backend, net.device)
-    net._opt_state = _tree(lambda a: B.from_numpy(np.array(a), net.backend, native), state["opt_state"])
+    net.set_optimizer(state["optimizer"], state["opt_state"])
     return net
