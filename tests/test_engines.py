@@ -234,3 +234,25 @@ def test_auto_picks_the_backends_fast_engine(backend, optimizer):
     chosen = engines.select("auto", backend, acts=acts, loss=losses.get("cross_entropy"), opt=optimizers.get(optimizer))
     want = {"numpy": "buffer", "cupy": "buffer", "torch": "buffer", "jax": "compiled"}.get(backend, "reference")
     assert chosen.name == want
+
+
+@pytest.mark.parametrize("name", [a.name for a in activations.ACTIVATIONS.values() if a.f_out or a.vjp_out])
+def test_every_in_place_activation_form_equals_its_pure_form(backend, xp, asarray, rng, name):
+    from anynet import backend as B
+
+    ops = B.buffer_ops(backend)
+    if ops is None:
+        pytest.skip(f"{backend} has no out= arrays: no in-place form runs there")
+    act = activations.get(name)
+    z = asarray(rng.normal(size=(5, 4)) * 3)
+    g = np.full((5, 4), np.inf)  # an infinite gradient (a loss that overflowed) meets every z
+    g[::2] = rng.normal(size=(3, 4))
+    y = act.f(z, xp=xp)
+    if act.f_out is not None:
+        got = act.f_out(ops, z, asarray(np.zeros((5, 4))))
+        np.testing.assert_allclose(anynet.to_numpy(got), anynet.to_numpy(y), rtol=1e-12)
+    if act.vjp_out is not None:
+        want = anynet.to_numpy(act.vjp(z, y, asarray(g), xp=xp))
+        got = anynet.to_numpy(act.vjp_out(ops, z, y, asarray(g), asarray(np.zeros((5, 4)))))
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))  # relu: 0, not inf·0 = NaN, where z <= 0
+        np.testing.assert_allclose(got, want, rtol=1e-12)
