@@ -412,32 +412,45 @@ class _Loop:
     def whole(self, lrs: list[float]) -> None:
         """Full-batch epochs through the engine's ``run``, in chunks, with no Python between epochs:
         used when nothing (validation, callbacks, patience) needs the host each epoch."""
-        eng, n, h = self.eng, self.X.shape[0], self.history
-        # Progress wants to hear between chunks: a line an epoch (verbose=2), or about a hundred
-        # updates; an interrupt keeps the weights the chunk started from.
+        eng = self.eng
+        # Progress wants to hear between chunks: a line an epoch (verbose=2), or about a hundred updates.
         chunk_size = {0: CHUNK, 1: max(1, min(CHUNK, -(-len(lrs) // 100)))}.get(self.plan.verbose, 1)
         for lo in range(0, len(lrs), chunk_size):
             chunk = lrs[lo : lo + chunk_size]
             self.epoch_start, self.in_epoch = eng.snapshot(), True
-            values, correct = eng.run(self.X, self.t, chunk, self.track_acc)
+            try:
+                values, correct = eng.run(self.X, self.t, chunk, self.track_acc)
+            except BaseException:
+                # An interrupt: keep the epochs the engine completed, where it can say which (a
+                # compiled chunk is all or nothing: the chunk's starting weights are kept then).
+                if hasattr(eng, "partial"):
+                    values, correct, self.epoch_start = eng.partial()
+                    self._extend(lo, chunk, values, correct, len(values))
+                raise
             self.in_epoch = False
             stop = len(values) if math.isfinite(values[-1]) else len(values) - 1
-            if stop:
-                losses = values[:stop]  # one full batch an epoch: already in the loss's reduction
-                best = int(np.argmin(losses))
-                if h.best_value is None or losses[best] < h.best_value - self.min_delta:
-                    h.best_value, h.best_epoch = float(losses[best]), lo + best
-                h.loss.extend(losses.tolist())
-                h.lr.extend(chunk[:stop])
-                if self.track_acc:
-                    h.accuracy.extend((correct[:stop] / n).tolist())
-                if self.progress is not None:
-                    self.logs = {"loss": h.loss[-1]} | ({"accuracy": h.accuracy[-1]} if self.track_acc else {})
-                    self.progress.update(lo + stop, self.logs)
+            self._extend(lo, chunk, values, correct, stop)
             if stop < len(values):
                 self._diverged(lo + stop, float(values[stop]), chunk[stop], eng.last_finite())
         if lrs and not all_finite(eng.layers, self.xp):  # the last update overflowed
             self._diverged(len(lrs) - 1, math.inf, lrs[-1], eng.last_finite(), after_update=True)
+
+    def _extend(self, lo: int, chunk: list[float], values: np.ndarray, correct: np.ndarray, stop: int) -> None:
+        """Add the first ``stop`` epochs of a whole-run chunk starting at epoch ``lo`` to the history."""
+        h, n = self.history, self.X.shape[0]
+        if not stop:
+            return
+        losses = values[:stop]  # one full batch an epoch: already in the loss's reduction
+        best = int(np.argmin(losses))
+        if h.best_value is None or losses[best] < h.best_value - self.min_delta:
+            h.best_value, h.best_epoch = float(losses[best]), lo + best
+        h.loss.extend(losses.tolist())
+        h.lr.extend(chunk[:stop])
+        if self.track_acc:
+            h.accuracy.extend((correct[:stop] / n).tolist())
+        if self.progress is not None:
+            self.logs = {"loss": h.loss[-1]} | ({"accuracy": h.accuracy[-1]} if self.track_acc else {})
+            self.progress.update(lo + stop, self.logs)
 
     def _record(self, epoch: int, lr: float, values: list[float], n: int) -> bool:
         """Append one epoch to the history; True when training should stop."""

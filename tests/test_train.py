@@ -892,3 +892,30 @@ def test_poisson_loss_needs_an_exp_output_and_counts():
         net.fit(XOR_X, XOR_T - 1, loss="poisson", epochs=1, verbose=0)
     with pytest.raises(ValueError, match=r"loss 'poisson' works on exp outputs"):
         anynet.Network([3, 1], seed=0).fit(XOR_X, XOR_T, loss="poisson", epochs=1, verbose=0)
+
+
+def test_an_interrupt_in_a_quiet_full_batch_fit_keeps_every_completed_epoch(monkeypatch):
+    """No callback, no progress: the engine's whole-run hook trains many epochs in one call, and an
+    interrupt inside it still keeps exactly the epochs it completed."""
+    acts = (activations.get("sigmoid"),) * 2
+    net = anynet.Network([3, 4, 1], seed=0, dtype="float64")
+    Engine = anynet.engines.select("auto", net.backend, acts=acts, loss=losses.get("half_sse"), opt=SGD())
+    if hasattr(Engine, "run") and not hasattr(Engine, "partial"):
+        pytest.skip(f"the {Engine.name} engine's whole run is one compiled call: all of a chunk or none of it")
+    calls, step = itertools.count(1), Engine.step
+
+    def failing_step(self, X, t, lr):
+        out = step(self, X, t, lr)  # the update is done: the worst moment
+        if next(calls) == 37:
+            raise KeyboardInterrupt
+        return out
+
+    monkeypatch.setattr(Engine, "step", failing_step)
+    with pytest.raises(KeyboardInterrupt):
+        net.fit(XOR_X, XOR_T, epochs=500, verbose=0)
+    monkeypatch.undo()
+    assert net.history.epochs == net.epochs_trained == 36
+    alone = anynet.Network([3, 4, 1], seed=0, dtype="float64")
+    h = alone.fit(XOR_X, XOR_T, epochs=36, verbose=0)
+    assert net.history.loss == h.loss
+    assert_weights(net, host(alone))

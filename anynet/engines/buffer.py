@@ -159,7 +159,7 @@ class Buffer:
         find the weights that produced the one before it in the ring."""
         self._steps = 0
         self._start = self._pos
-        values, correct = [], []
+        values, correct = self._run_values, self._run_correct = [], []
         step, isfinite, xp = self.step, math.isfinite, self._xp
         for lr in lrs:
             value, y = step(X, t, lr)
@@ -172,3 +172,13 @@ class Buffer:
         if track_acc:
             correct = B.to_numpy(xp.stack(correct)) if correct else np.zeros(0)
         return np.asarray(values, dtype=float), np.asarray(correct, dtype=float)
+
+    def partial(self):
+        """After ``run`` was cut short (an interrupt): the losses (and correct counts) of the epochs
+        it completed, and the weights they ended with. A step commits its weights last, so if the
+        cut came between a step and its loss being kept, those weights are one step back."""
+        values, correct = list(self._run_values), list(self._run_correct)[: len(self._run_values)]
+        back = 1 if self._steps > len(values) else 0
+        layers = self._views(self._ops.copy(self._flats[(self._pos - back) % 3]))
+        correct = B.to_numpy(self._xp.stack(correct)) if correct else np.zeros(0)
+        return np.asarray(values, dtype=float), np.asarray(correct, dtype=float), layers
