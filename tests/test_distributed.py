@@ -1,0 +1,231 @@
+"""Data-parallel training on a ``dask.distributed`` cluster: a ``LocalCluster`` of two worker processes
+(one thread each, to fit CI's two cores), started once for the module and closed at its end.
+
+The cluster trains on Dask arrays whatever backend the suite runs on, so these tests run in the numpy
+and dask sessions only.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+import anynet
+from anynet.engines import distributed as engine
+
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+
+pytestmark = pytest.mark.skip_backend(
+    "torch",
+    "jax",
+    "array_api_strict",
+    "cupy",
+    reason="the cluster trains on Dask arrays whatever the backend under test; the numpy and dask runs check it",
+)
+
+N, CHUNK = 250, 70  # four row chunks, the last one short
+
+
+@pytest.fixture(scope="module")
+def client():
+    # not the default client: each test says whether it trains on the cluster
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster,
+        distributed.Client(cluster, set_as_default=False) as c,
+    ):
+        yield c
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    """How many steps the data-parallel engine took."""
+    calls = []
+    step = engine.Distributed._step
+
+    def counted(self, *args):
+        calls.append(args[2] is None)
+        return step(self, *args)
+
+    monkeypatch.setattr(engine.Distributed, "_step", counted)
+    return calls
+
+
+def data(n=N, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    labels = (X[:, 0] * X[:, 1] > 0).astype(int) + (X[:, 2] > 1)
+    return X, labels
+
+
+def chunked(a, rows=CHUNK):
+    return da.from_array(a, chunks=(rows, *a.shape[1:]))
+
+
+def net_of(out=1, output_activation="sigmoid", backend=None):
+    return anynet.Network([3, 6, out], activation="tanh", output_activation=output_activation, backend=backend)
+
+
+def assert_close(net, ref, tol=1e-9):
+    for (W, b), (W0, b0) in zip(net.layers, ref.layers, strict=True):
+        np.testing.assert_allclose(np.asarray(W), W0, rtol=0, atol=tol)
+        np.testing.assert_allclose(np.asarray(b), b0, rtol=0, atol=tol)
+
+
+# --------------------------------------------------------------------------- same numbers as one process
+
+
+@pytest.mark.parametrize(
+    ("out", "output_activation", "options"),
+    [
+        (1, "sigmoid", {"lr": 0.01}),  # half_sse: a sum over the rows
+        (1, "sigmoid", {"loss": "binary_cross_entropy", "alpha": 0.3, "optimizer": "adam", "lr": 0.05}),
+        (3, "softmax", {"momentum": 0.9, "lr": 0.3}),  # 1-D labels, one-hot encoded on the workers
+    ],
+)
+def test_full_batch_matches_one_process(client, spy, out, output_activation, options):
+    X, labels = data()
+    t = labels if out == 3 else (labels > 0).astype(float).reshape(-1, 1)
+    ref = net_of(out, output_activation, backend="numpy")
+    ref.fit(X, t, epochs=15, verbose=0, **options)
+    net = net_of(out, output_activation)
+    history = net.fit(chunked(X), chunked(t), epochs=15, verbose=0, client=client, **options)
+    assert len(spy) == 15
+    assert net.backend == "dask"
+    assert_close(net, ref)
+    np.testing.assert_allclose(history.loss, ref.history.loss, rtol=1e-12)
+    if out == 3:
+        np.testing.assert_array_equal(net.classes, [0, 1, 2])
+        np.testing.assert_allclose(history.accuracy, ref.history.accuracy)
+
+
+def test_mini_batches_repeat_exactly_and_match_one_process(client, spy):
+    X, labels = data()
+    t = (labels > 0).astype(float).reshape(-1, 1)
+    options = {"epochs": 3, "batch_size": 32, "optimizer": "adam", "lr": 0.05, "verbose": 0, "seed": 7}
+    ref = net_of(backend="numpy")
+    ref.fit(X, t, **options)
+    runs = []
+    for _ in range(2):
+        net = net_of()
+        net.fit(chunked(X), chunked(t), client=client, **options)
+        runs.append(net)
+    assert len(spy) == 2 * 3 * 8  # 8 batches of at most 32 rows an epoch, each from several chunks
+    for (W, b), (W2, b2) in zip(runs[0].layers, runs[1].layers, strict=True):
+        np.testing.assert_array_equal(np.asarray(W), np.asarray(W2))
+        np.testing.assert_array_equal(np.asarray(b), np.asarray(b2))
+    assert_close(runs[0], ref)  # the same seeded row order draws the same batches
+    np.testing.assert_allclose(runs[0].history.loss, ref.history.loss, rtol=1e-12)
+
+
+def test_validation_and_callbacks_run_on_the_cluster(client, spy):
+    X, labels = data()
+    t = (labels > 0).astype(float).reshape(-1, 1)
+    seen = []
+    options = {"epochs": 4, "verbose": 0, "patience": 10, "callbacks": [lambda e, logs: seen.append(logs["loss"])]}
+    ref = net_of(backend="numpy")
+    ref.fit(X[:200], t[:200], validation_data=(X[200:], t[200:]), **options)
+    net = net_of()
+    Xd, td = chunked(X), chunked(t)
+    history = net.fit(Xd[:200], td[:200], validation_data=(Xd[200:], td[200:]), client=client, **options)
+    assert len(spy) == 4
+    assert_close(net, ref)
+    np.testing.assert_allclose(history.val_loss, ref.history.val_loss, rtol=1e-12)
+    np.testing.assert_allclose(seen[4:], seen[:4], rtol=1e-12)  # the callbacks saw the same losses
+
+
+def test_the_default_client_is_found_and_without_one_dask_stays_lazy(client, spy):
+    X, labels = data(60)
+    t = (labels > 0).astype(float).reshape(-1, 1)
+    lazy = net_of()
+    lazy.fit(chunked(X, 20), chunked(t, 20), epochs=2, verbose=0)
+    assert spy == []  # no client active: the one-process lazy path
+    with client.as_current():
+        net = net_of()
+        net.fit(chunked(X, 20), chunked(t, 20), epochs=2, verbose=0)
+        assert len(spy) == 2
+        named = net_of()
+        named.fit(chunked(X, 20), chunked(t, 20), epochs=2, verbose=0, engine="reference")
+        assert len(spy) == 2  # another engine named: the lazy path, even with a client
+    assert_close(net, lazy, tol=1e-12)
+    assert_close(named, lazy, tol=1e-12)
+
+
+# --------------------------------------------------------------------------- faults
+
+
+def test_a_worker_killed_mid_fit_changes_nothing(client):
+    X, labels = data()
+    t = (labels > 0).astype(float).reshape(-1, 1)
+    undisturbed = net_of()
+    undisturbed.fit(chunked(X), chunked(t), epochs=6, verbose=0, client=client, callbacks=[lambda e, logs: None])
+    pids = sorted(client.run(os.getpid).values())
+    victims = []
+
+    def kill_one(epoch, logs):
+        if epoch == 2:
+            os.kill(pids[0], signal.SIGKILL)  # its chunks are lost; the nanny starts a fresh worker
+            victims.append(pids[0])
+
+    net = net_of()
+    net.fit(chunked(X), chunked(t), epochs=6, verbose=0, client=client, callbacks=[kill_one])
+    assert victims
+    assert net.history.epochs == 6
+    for (W, b), (W0, b0) in zip(net.layers, undisturbed.layers, strict=True):
+        np.testing.assert_array_equal(np.asarray(W), np.asarray(W0))
+        np.testing.assert_array_equal(np.asarray(b), np.asarray(b0))
+    client.wait_for_workers(2, timeout=60)
+    assert pids[0] not in client.run(os.getpid).values()
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_host_targets_and_column_chunks_are_put_in_row_chunks(client):
+    X, labels = data()
+    ref = net_of(3, "softmax", backend="numpy")
+    ref.fit(X, labels, epochs=5, verbose=0)
+    net = net_of(3, "softmax")
+    net.fit(da.from_array(X, chunks=(CHUNK, 2)), labels, epochs=5, verbose=0, client=client)
+    assert_close(net, ref)
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "match"),
+    [
+        (lambda X, t: (X, t), ValueError, "client= trains on Dask arrays"),
+        (lambda X, t: (chunked(X)[chunked(X)[:, 0] > 0], t), ValueError, "compute_chunk_sizes"),
+        (lambda X, t: (chunked(np.where(X > 2.5, np.nan, X)), chunked(t)), ValueError, r"X holds \d+ NaN"),
+        (lambda X, t: (chunked(X), chunked(t[:-1])), ValueError, "X has 250 rows but t has 249"),
+        (lambda X, t: (chunked(X)[:, :2], chunked(t)), ValueError, "2 features but the network expects 3"),
+        (lambda X, t: (chunked(X), chunked(np.hstack([t, t]))), ValueError, "2 columns but the network has 1"),
+    ],
+)
+def test_bad_input_is_refused_before_any_weight_changes(client, spy, make, error, match):
+    X, labels = data()
+    t = (labels > 0).astype(float).reshape(-1, 1)
+    net = net_of()
+    before = [np.asarray(W).copy() for W in net.weights]
+    Xb, tb = make(X, t)
+    with pytest.raises(error, match=match):
+        net.fit(Xb, tb, epochs=2, verbose=0, client=client)
+    assert spy == []
+    assert net.history is None
+    for W, W0 in zip(net.weights, before, strict=True):
+        np.testing.assert_array_equal(np.asarray(W), W0)
+
+
+def test_a_closed_client_or_no_client_is_refused(client):
+    X, labels = data(60)
+    t = (labels > 0).astype(float).reshape(-1, 1)
+    closed = distributed.Client(client.scheduler.address, set_as_default=False)
+    closed.close()
+    net = net_of()
+    with pytest.raises(RuntimeError, match="the Dask client is closed"):
+        net.fit(chunked(X, 20), chunked(t, 20), epochs=1, verbose=0, client=closed)
+    with pytest.raises(ValueError, match="engine='distributed' trains on a Dask cluster"):
+        net.fit(chunked(X, 20), chunked(t, 20), epochs=1, verbose=0, engine="distributed")
+    assert net.history is None
