@@ -15,7 +15,7 @@ BACKEND_DEPS = {
     "array_api_strict": ["array-api-strict>=2.2"],
     "torch": ["torch==2.13.0"],
     "jax": ["jax>=0.4.32"],
-    "dask": ["dask[array]>=2024.8"],
+    "dask": ["dask[array,distributed]>=2024.8"],  # distributed: the LocalCluster tests
     "cupy": [],  # bring your own CuPy wheel matching your CUDA: cupy-cuda12x or cupy-cuda13x
 }
 CPU_BACKENDS = ["numpy", "array_api_strict", "torch", "jax", "dask"]

@@ -4,7 +4,7 @@
 put them there, see ``anynet.cluster``). A step sends the weights with one task per chunk; each task
 runs the pure core on its chunk's own arrays (NumPy, or CuPy on a GPU worker) and returns the chunk's
 loss sum, gradient sums and correct count; the sums are added in pairs on the workers, in chunk order,
-and only the last two come back. The optimizer then runs once, on the client, on NumPy.
+and the last few come back. The optimizer then runs once, on the client, on NumPy.
 
 The sums are added in a fixed order whichever worker computes them, so a run repeats exactly, and a
 worker lost mid-fit changes nothing: Dask recomputes its chunks from their source and reruns the
@@ -13,6 +13,7 @@ step's tasks elsewhere.
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 
@@ -21,6 +22,9 @@ import numpy as np
 from .. import backend as B
 from .. import core, losses
 from ..tree import leaves, rebuild, tree_map
+
+#: how many partial sums come back to the client on each step; more are first added in pairs on the workers
+FAN_IN = 8
 
 
 class Distributed:
@@ -127,9 +131,9 @@ class Distributed:
             m = rows.shape[0]
         opts = {"acts": self._acts, "loss": self._loss, "track_acc": track_acc}
         parts = [client.submit(chunk_sums, self._w, xs[c], ts[c], r, **opts, pure=False) for c, r in shares]
-        # Pairs are added on the workers down to two sums; the client adds the last pair, which
-        # saves a task's round trip on every step.
-        while len(parts) > 2:
+        # Pairs are added on the workers down to FAN_IN sums; the client adds those, in order: a layer
+        # of tasks fewer on every step, and the client receives at most FAN_IN gradient-sized sums.
+        while len(parts) > FAN_IN:
             pairs = range(0, len(parts) - 1, 2)
             parts = [client.submit(add, parts[i], parts[i + 1], pure=False) for i in pairs] + parts[len(pairs) * 2 :]
         try:
@@ -139,7 +143,7 @@ class Distributed:
             if clear is exc:
                 raise
             raise clear from exc
-        loss_sum, grads, hits = sums[0] if len(sums) == 1 else add(*sums)
+        loss_sum, grads, hits = functools.reduce(add, sums)
         return loss_sum, grads, hits, m
 
     def _place(self, X, t):
@@ -174,6 +178,8 @@ def chunk_sums(layers, X, t, rows, *, acts, loss, track_acc):
         layers = tree_map(lambda a: B.from_numpy(a, name, native), layers)
         if rows is not None:
             rows = B.from_numpy(rows, name, native)
+        if B.backend_of(t) != name:  # host targets beside CuPy rows
+            t = B.from_numpy(B.to_numpy(t), name, native)
     if rows is not None:
         X, t = xp.take(X, rows, axis=0), xp.take(t, rows, axis=0)
     scale = 1 if loss.reduction == "sum" else X.shape[0]
