@@ -181,6 +181,46 @@ def test_a_worker_killed_mid_fit_changes_nothing(client):
     assert pids[0] not in client.run(os.getpid).values()
 
 
+def test_data_that_cannot_be_recomputed_stops_with_the_last_completed_epoch(client):
+    import dask
+
+    X, labels = data(100)
+    t = (labels > 0).astype(float).reshape(-1, 1)
+    workers = sorted(client.scheduler_info()["workers"])
+    halves = [slice(0, 50), slice(50, 100)]
+    # scattered from the client: no source to read again
+    fx = [client.scatter(X[h], workers=[w]) for h, w in zip(halves, workers, strict=True)]
+    ft = [client.scatter(t[h], workers=[w]) for h, w in zip(halves, workers, strict=True)]
+    Xd = da.concatenate([da.from_delayed(dask.delayed(f), (50, 3), float) for f in fx])
+    td = da.concatenate([da.from_delayed(dask.delayed(f), (50, 1), float) for f in ft])
+    pid = client.run(os.getpid, workers=[workers[0]])[workers[0]]
+
+    def kill(epoch, logs):
+        if epoch == 1:
+            os.kill(pid, signal.SIGKILL)
+
+    net = net_of()
+    with pytest.raises(RuntimeError, match="could not compute it again from its source"):
+        net.fit(Xd, td, epochs=5, verbose=0, client=client, callbacks=[kill])
+    assert net.epochs_trained == 2
+    two = net_of(backend="numpy")
+    two.fit(X, t, epochs=2, verbose=0)
+    assert_close(net, two)
+    client.wait_for_workers(2, timeout=60)
+
+
+def test_many_chunks_are_added_in_pairs_on_the_workers(client, spy):
+    assert N // 15 > engine.FAN_IN  # more partial sums than come back to the client
+    X, labels = data()
+    t = (labels > 0).astype(float).reshape(-1, 1)
+    ref = net_of(backend="numpy")
+    ref.fit(X, t, epochs=5, verbose=0, loss="binary_cross_entropy")
+    net = net_of()
+    net.fit(chunked(X, 15), t, epochs=5, verbose=0, loss="binary_cross_entropy", client=client)
+    assert len(spy) == 5
+    assert_close(net, ref)
+
+
 # --------------------------------------------------------------------------- bad input
 
 

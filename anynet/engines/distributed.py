@@ -236,7 +236,7 @@ def _lost(exc: Exception) -> Exception:
     lost = "FutureCancelledError" in type(exc).__name__ or "CancelledError" in type(exc).__name__
     if lost or isinstance(exc, KilledWorker):
         msg = (
-            f"a training step on the Dask cluster failed: {type(exc).__name__}: {exc}. The workers that "
+            f"a training step on the Dask cluster failed ({type(exc).__name__}: {exc}): the workers that "
             "held part of the data were lost and Dask could not compute it again from its source (data "
             "scattered from the client has no source); the network keeps the weights of the last "
             "completed epoch. Build X and t from files or dask.array.from_array, and fit again"
