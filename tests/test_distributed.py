@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,6 +30,7 @@ pytestmark = pytest.mark.skip_backend(
     reason="the cluster trains on Dask arrays whatever the backend under test; the numpy and dask runs check it",
 )
 
+ROOT = Path(__file__).resolve().parent.parent
 N, CHUNK = 250, 70  # four row chunks, the last one short
 
 
@@ -269,3 +273,37 @@ def test_a_closed_client_or_no_client_is_refused(client):
     with pytest.raises(ValueError, match="engine='distributed' trains on a Dask cluster"):
         net.fit(chunked(X, 20), chunked(t, 20), epochs=1, verbose=0, engine="distributed")
     assert net.history is None
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def test_the_command_line_trains_on_a_scheduler_with_the_numbers_of_one_process(client, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANYNET_")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    command = [sys.executable, "-m", "anynet", "train", "moons", "--epochs", "2", "--out", "m.npz"]
+    runs = {}
+    for where in ("here", "cluster"):
+        extra = ["--scheduler", client.scheduler.address] if where == "cluster" else []
+        proc = subprocess.run(
+            command + extra, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert "Warning" not in proc.stderr
+        runs[where] = proc
+    assert "2 worker(s)" in runs["cluster"].stderr
+    assert "dask on cpu" in runs["cluster"].stdout
+
+    def figures(out):
+        return [line for line in out.splitlines() if line.strip().startswith(("loss", "accuracy"))]
+
+    assert figures(runs["cluster"].stdout) == figures(runs["here"].stdout)  # 32-row batches, validation split
+
+
+def test_the_command_line_refuses_a_scheduler_with_another_backend(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANYNET_")} | {"PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "anynet", "train", "moons", "--scheduler", "tcp://127.0.0.1:9"]
+    command += ["--backend", "torch"]
+    proc = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode != 0
+    assert "--scheduler trains on Dask arrays on the cluster; leave --backend torch out" in proc.stderr
