@@ -35,8 +35,8 @@ def client_for(X: Any, client: Any, engine: str) -> Any:
     if client is None:
         if engine == "distributed":
             msg = (
-                "engine='distributed' trains on a Dask cluster and no dask.distributed Client is active; "
-                "start one (from dask.distributed import Client; client = Client(address)) or pass client="
+                "engine='distributed' cannot run this: it trains on a Dask cluster and no dask.distributed Client "
+                "is active; start one (from dask.distributed import Client; client = Client(address)) or pass client="
             )
             raise ValueError(msg)
         return None

@@ -270,7 +270,7 @@ def test_a_closed_client_or_no_client_is_refused(client):
     net = net_of()
     with pytest.raises(RuntimeError, match="the Dask client is closed"):
         net.fit(chunked(X, 20), chunked(t, 20), epochs=1, verbose=0, client=closed)
-    with pytest.raises(ValueError, match="engine='distributed' trains on a Dask cluster"):
+    with pytest.raises(ValueError, match="engine='distributed' cannot run this: it trains on a Dask cluster"):
         net.fit(chunked(X, 20), chunked(t, 20), epochs=1, verbose=0, engine="distributed")
     assert net.history is None
 
