@@ -15,9 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 
 import anynet
 from anynet.engines import distributed as engine
+from anynet.sklearn import MLPClassifier
 
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
@@ -156,6 +158,22 @@ def test_the_default_client_is_found_and_without_one_dask_stays_lazy(client, spy
         assert len(spy) == 2  # another engine named: the lazy path, even with a client
     assert_close(net, lazy, tol=1e-12)
     assert_close(named, lazy, tol=1e-12)
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_the_sklearn_estimators_train_on_the_default_client(client, spy, solver):
+    X, labels = data()
+    options = {"hidden_layer_sizes": (6,), "solver": solver, "max_iter": 15, "random_state": 0, "tol": 0.0}
+    with pytest.warns(ConvergenceWarning):  # noqa: PT031 - both fits stop at max_iter
+        ref = MLPClassifier(**options).fit(X, labels)
+        with client.as_current():
+            est = MLPClassifier(**options).fit(chunked(X), chunked(labels))
+    if solver == "adam":
+        assert len(spy) == 15 * 2  # the data-parallel engine: 2 batches of 200 rows an iteration
+    else:
+        assert spy == []  # L-BFGS: each loss and gradient a Dask graph, computed by the client's cluster
+    for W, W0 in zip(est.coefs_, ref.coefs_, strict=True):
+        np.testing.assert_allclose(np.asarray(W), W0, rtol=0, atol=1e-9)
 
 
 # --------------------------------------------------------------------------- faults
