@@ -107,7 +107,9 @@ def rows(X: Any, label: str, *, n_in: int, dtype: str) -> Any:
     return X if X.dtype == dtype else X.astype(dtype)
 
 
-def targets(t: Any, X: Any, label: str, *, n_out: int, dtype: str, labels_wanted: bool, encode) -> tuple[Any, Any]:
+def targets(
+    client: Any, t: Any, X: Any, label: str, *, n_out: int, dtype: str, labels_wanted: bool, encode
+) -> tuple[Any, Any]:
     """A Dask ``t`` as a lazy Dask array ``(n, n_out)`` of ``dtype`` chunked by rows like ``X``, and
     the classes it was encoded against (``None`` where it holds numbers).
 
@@ -132,7 +134,7 @@ def targets(t: Any, X: Any, label: str, *, n_out: int, dtype: str, labels_wanted
         raise TypeError(msg)
     if is_labels and (labels_wanted or kind not in "biuf"):
         flat = t.reshape(-1) if t.ndim == 1 else t[:, 0]
-        known = encode(np.asarray(da.unique(flat).compute()))
+        known = encode(np.asarray(client.compute(da.unique(flat), sync=True)))
         onehot = flat.map_blocks(
             _one_hot, known, n_out, dtype, new_axis=1, chunks=(flat.chunks[0], (n_out,)), dtype=dtype
         )

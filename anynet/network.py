@@ -283,6 +283,7 @@ class Network:
             t, known = self._targets(t, X.shape[0], loss, classes, label=t_label)
             return X, t.rechunk({0: X.chunks[0]}), known
         t, known = cluster.targets(
+            client,
             t,
             X,
             t_label,

@@ -16,6 +16,8 @@ from __future__ import annotations
 import functools
 import math
 import operator
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +46,7 @@ class Distributed:
         self._last = self._w
         self._acts, self._loss, self._opt, self._alpha = acts, loss, opt, alpha
         self._np = B.namespace_for("numpy")
-        self._data = None  # (X, t, client, X chunk futures, t chunk futures, chunk row bounds)
+        self._data: _Placed | None = None
 
     @property
     def layers(self):
@@ -147,18 +149,30 @@ class Distributed:
         return loss_sum, grads, hits, m
 
     def _place(self, X, t):
-        """The client and the futures of the row chunks of ``X`` and ``t`` (persisted here if they
-        are not yet), with the first row of every chunk; worked out once per fit."""
-        if self._data is not None and self._data[0] is X and self._data[1] is t:
-            return self._data[2:]
-        from distributed import get_client
+        """Where the row chunks of ``X`` and ``t`` live (persisted here if they are not yet); worked
+        out once per fit."""
+        d = self._data
+        if d is None or d.X is not X or d.t is not t:
+            from distributed import get_client
 
-        client = get_client()
-        X, t = _persisted(client, X), _persisted(client, t)
-        xs, ts = _chunk_futures(X), _chunk_futures(t)
-        bounds = np.cumsum((0, *X.chunks[0]))
-        self._data = (X, t, client, xs, ts, bounds)
-        return self._data[2:]
+            client = get_client()
+            held = (_persisted(client, X), _persisted(client, t))
+            xs, ts = _chunk_futures(held[0]), _chunk_futures(held[1])
+            d = self._data = _Placed(X, t, held, client, xs, ts, np.cumsum((0, *X.chunks[0])))
+        return d.client, d.xs, d.ts, d.bounds
+
+
+@dataclass(eq=False)
+class _Placed:
+    """The row chunks of one ``X`` and ``t`` on the cluster."""
+
+    X: Any
+    t: Any
+    held: tuple  # X and t persisted: while referenced, their chunks stay on the workers
+    client: Any
+    xs: list  # the futures of X's row chunks, top to bottom
+    ts: list
+    bounds: np.ndarray  # the first row of each chunk, and n
 
 
 # --------------------------------------------------------------------------- on the workers
