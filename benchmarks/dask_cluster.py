@@ -1,11 +1,13 @@
 """Data-parallel training on a Dask ``LocalCluster``: ``python benchmarks/dask_cluster.py [--quick]``.
 
-Two measurements, each the median of ``--repeats`` timed fits after a warm-up fit:
+Three measurements; the first two are each the median of ``--repeats`` timed fits after a warm-up fit:
 
 - per-step overhead: full-batch steps of a tiny network (the seed's XOR, 3-4-1, 4 rows in 2 chunks) on
   2 worker processes, against the same fit on the lazy in-process Dask path and on NumPy;
 - scaling: a 64-128-128-1 network on 500 000 x 64 float32 rows (``--quick``: 20 000), full batch,
-  on 1 worker and on 2 workers (one thread each), in steps per second.
+  on 1 worker and on 2 workers (one thread each), in steps per second;
+- memory: two epochs on data 1.5x one worker's ``memory_limit`` (2 GiB; ``--quick``: 400 MiB), and how
+  much the client's peak memory grew meanwhile, against one chunk plus the parameters.
 
 The rows are drawn on the workers (``dask.array.random``), so nothing large leaves this process.
 Writes ``dask_cluster.md`` to ``benchmarks/results/`` (``--quick``: ``benchmarks/results/quick/``,
@@ -104,6 +106,34 @@ def scaling(args) -> list[list[str]]:
     return rows
 
 
+def memory(args) -> list[list[str]]:
+    """Data 1.5x one worker's memory limit on 2 workers: the fit completes, and the client's peak
+    memory grows by less than one chunk plus the parameters."""
+    import resource
+
+    limit = 400 * 2**20 if args.quick else 2 * 2**30
+    n = int(1.5 * limit / (64 * 4))  # float32 rows of 64 features
+    chunk_rows = n // 8
+    log(f"memory: {n} x 64 float32 rows ({1.5 * limit / 2**20:.0f} MiB) on 2 workers of {limit / 2**20:.0f} MiB each")
+    make = lambda: anynet.Network([64, 16, 1], activation="relu", output_activation="identity")  # noqa: E731
+    c = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", memory_limit=limit)
+    with c, Client(c, set_as_default=False) as client:
+        rng = da.random.default_rng(0)
+        X = rng.standard_normal((n, 64), chunks=(chunk_rows, 64), dtype=np.float32)
+        t = X[:, :1] * X[:, 1:2]
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        net = make()
+        history = net.fit(X, t, epochs=2, verbose=0, client=client, loss="mse", lr=1e-3)
+        grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+    bound = chunk_rows * 64 * 4 + net.n_params * 4
+    return [
+        ["data / one worker's limit", "1.5×"],
+        ["epochs completed", f"{history.epochs} of 2"],
+        ["client peak memory growth", f"{grown / 2**20:.1f} MiB"],
+        ["one chunk + the parameters", f"{bound / 2**20:.1f} MiB"],
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     start = time.perf_counter()
@@ -123,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
         "## Scaling (full batch, 64-128-128-1, float32)",
         "",
         table(["cluster", "steps/s", "× 1 worker"], scaling(args)),
+        "",
+        "## Memory (data larger than a worker's memory limit)",
+        "",
+        table(["", ""], memory(args)),
         "",
     ]
     text = "\n".join(parts)
