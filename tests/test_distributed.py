@@ -280,6 +280,23 @@ def test_bad_input_is_refused_before_any_weight_changes(client, spy, make, error
         np.testing.assert_array_equal(np.asarray(W), W0)
 
 
+def test_workers_without_the_chunks_library_are_refused(client, spy, monkeypatch):
+    import importlib.util
+
+    from anynet import cluster
+
+    if importlib.util.find_spec("cupy") is not None:
+        pytest.skip("CuPy is installed here, so the workers have it too")
+    # chunks of a library the workers do not have: CuPy
+    monkeypatch.setattr(cluster, "chunk_backend", lambda X: "cupy")
+    X, labels = data(60)
+    net = net_of()
+    with pytest.raises(RuntimeError, match="a worker of the Dask cluster cannot train on cupy chunks"):
+        net.fit(chunked(X, 20), chunked((labels > 0).astype(float)), epochs=1, verbose=0, client=client)
+    assert spy == []
+    assert net.history is None
+
+
 def test_a_closed_client_or_no_client_is_refused(client):
     X, labels = data(60)
     t = (labels > 0).astype(float).reshape(-1, 1)
