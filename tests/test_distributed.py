@@ -127,6 +127,19 @@ def test_mini_batches_repeat_exactly_and_match_one_process(client, spy):
     np.testing.assert_allclose(runs[0].history.loss, ref.history.loss, rtol=1e-12)
 
 
+def test_a_second_fit_goes_on_from_the_weights_and_optimizer_state_of_the_first(client):
+    X, labels = data()
+    t = (labels > 0).astype(float).reshape(-1, 1)
+    options = {"verbose": 0, "optimizer": "adam", "lr": 0.05, "loss": "binary_cross_entropy"}
+    ref = net_of(backend="numpy")
+    ref.fit(X, t, epochs=8, **options)
+    net = net_of()
+    net.fit(chunked(X), chunked(t), epochs=4, client=client, **options)
+    net.fit(chunked(X), chunked(t), epochs=4, client=client, **options)
+    assert net.epochs_trained == 8
+    assert_close(net, ref)
+
+
 def test_validation_and_callbacks_run_on_the_cluster(client, spy):
     X, labels = data()
     t = (labels > 0).astype(float).reshape(-1, 1)
