@@ -247,13 +247,19 @@ def _lost(exc: Exception) -> Exception:
     """The error a failed step raises: a clear one where the cluster lost data it cannot rebuild."""
     from distributed import KilledWorker
 
-    lost = "FutureCancelledError" in type(exc).__name__ or "CancelledError" in type(exc).__name__
-    if lost or isinstance(exc, KilledWorker):
+    failed = f"a training step on the Dask cluster failed ({type(exc).__name__}: {exc})"
+    kept = "the network keeps the weights of the last completed epoch"
+    if isinstance(exc, KilledWorker):
         msg = (
-            f"a training step on the Dask cluster failed ({type(exc).__name__}: {exc}): the workers that "
-            "held part of the data were lost and Dask could not compute it again from its source (data "
-            "scattered from the client has no source); the network keeps the weights of the last "
-            "completed epoch. Build X and t from files or dask.array.from_array, and fit again"
+            f"{failed}: the task's workers died each time it ran (out of memory?); {kept}. Use smaller "
+            "chunks (X.rechunk) or workers with more memory, and fit again"
+        )
+        return RuntimeError(msg)
+    if "CancelledError" in type(exc).__name__:
+        msg = (
+            f"{failed}: the workers that held part of the data were lost and Dask could not compute it "
+            f"again from its source (data scattered from the client has no source); {kept}. Build X and "
+            "t from files or dask.array.from_array, and fit again"
         )
         return RuntimeError(msg)
     return exc
