@@ -18,7 +18,7 @@ BACKEND_DEPS = {
     "array_api_strict": ["array-api-strict>=2.2"],
     "torch": ["torch==2.13.0"],
     "jax": ["jax>=0.4.32"],
-    "dask": ["dask[array]>=2024.8"],
+    "dask": ["dask[array,distributed]>=2024.8"],  # distributed: the LocalCluster tests
     # CUDA 12's wheel; another (cupy-cuda13x, or a wheel file) by naming it in ANYNET_CUPY_WHEEL
     "cupy": [os.environ.get("ANYNET_CUPY_WHEEL") or "cupy-cuda12x"],
 }

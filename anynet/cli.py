@@ -7,6 +7,7 @@ message (``--debug`` shows the traceback), a malformed command line exits 2 (arg
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import importlib
 import io
@@ -17,6 +18,7 @@ import time
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -420,7 +422,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         if task == "regression":  # a target far from 0 would take the output bias many epochs to reach
             t, (t_mean,), (t_std,) = _standardized(t.astype(float).reshape(-1, 1), [table.target], table.source)
             t, t_scaling = t[:, 0], {"mean": t_mean, "std": t_std}
-    backend, device = _place(args.backend, args.device)
+    if args.scheduler is not None and args.backend not in (None, "dask"):
+        msg = f"--scheduler trains on Dask arrays on the cluster; leave --backend {args.backend} out"
+        raise UserError(msg)
+    backend, device = _place("dask" if args.scheduler else args.backend, args.device)
     sizes = [X.shape[1], *args.hidden, n_out]
     net = Network(
         sizes,
@@ -452,16 +457,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"batch {batch or 'full'}, {args.epochs} epochs" + (f", {n_val} rows held out for validation" if n_val else "")
     )
     options = {"lr": lr, "loss": loss, "optimizer": args.optimizer, "batch_size": batch, "validation_split": split}
-    with np.errstate(all="ignore"):  # divergence ends in one DivergedError line, not NumPy overflow warnings
+    with contextlib.ExitStack() as stack, np.errstate(all="ignore"):  # divergence: one DivergedError line
+        fit_X = X
+        if args.scheduler is not None:
+            fit_X, options["client"] = _on_cluster(args.scheduler, X, stack, say)
         if movie is not None:
             from .plot import training_movie
 
             frames = min(MOVIE_FRAMES, args.epochs + 1)
             say(f"drawing {frames} frames of the class regions while it trains (no progress bar meanwhile)")
-            history = training_movie(net, X, t, movie, epochs=args.epochs, frames=frames, seed=args.seed, **options)
+            history = training_movie(net, fit_X, t, movie, epochs=args.epochs, frames=frames, seed=args.seed, **options)
         else:
             history = net.fit(
-                X,
+                fit_X,
                 t,
                 epochs=args.epochs,
                 patience=args.patience,
@@ -491,6 +499,32 @@ def cmd_train(args: argparse.Namespace) -> int:
     kept = history.best_epoch if history.restored_best else -1
     _print_summary(net, history, kept, table, task, n_val, lr, batch, args, out, pictures)
     return 0
+
+
+def _on_cluster(address: str, X: np.ndarray, stack: contextlib.ExitStack, say) -> tuple[Any, Any]:
+    """``X`` as a Dask array in row chunks, and a client of the scheduler at ``address``, closed when
+    ``stack`` closes: the fit trains data-parallel on that cluster."""
+    try:
+        import dask.array as da
+        from distributed import Client
+    except ImportError:
+        msg = '--scheduler needs dask.distributed on this machine; pip install ".[distributed]"'
+        raise UserError(msg) from None
+    try:
+        client = stack.enter_context(Client(address, timeout="10s", set_as_default=False))
+    except (OSError, ValueError, TypeError) as exc:
+        msg = (
+            f"--scheduler {address}: cannot reach a Dask scheduler there ({exc}); start one with "
+            "`dask scheduler` and give the address it prints (tcp://HOST:8786)"
+        )
+        raise UserError(msg) from None
+    workers = len(client.scheduler_info()["workers"])
+    if not workers:
+        msg = f"--scheduler {address}: the cluster has no workers; start some with `dask worker {address}`"
+        raise UserError(msg)
+    rows = -(-X.shape[0] // (2 * workers))  # two chunks a worker
+    say(f"cluster: {address}, {workers} worker(s); the rows go to them once, in chunks of {rows}")
+    return da.from_array(X, chunks=(rows, X.shape[1])), client
 
 
 def _pct_or_loss(values: list[float], kept: int, percent: bool) -> str:
@@ -962,6 +996,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     place = train.add_argument_group("where it runs")
     _add_place(place)
+    place.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="train data-parallel on the Dask cluster of this scheduler, e.g. tcp://10.0.0.5:8786",
+    )
     place.add_argument(
         "--dtype", choices=["float32", "float64"], default=None, help="float precision (default: the backend's)"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -316,6 +317,29 @@ class Network:
         w = sample_weights(sample_weight, n).reshape(-1, 1)
         return B.from_numpy(w.astype(B.dtype_name(self.dtype)), self.backend, self._native)
 
+    def _cluster_data(self, client, X, t, loss, classes, x_label="X", t_label="t"):
+        """``X`` and ``t`` checked and prepared, lazily, as row-chunked Dask arrays for training on
+        the cluster of ``client`` (persisted by the caller), and the classes ``t`` was encoded against."""
+        from . import cluster
+
+        dtype = B.dtype_name(self.dtype)
+        X = cluster.rows(X, x_label, n_in=self.n_in, dtype=dtype)
+        cluster.check_workers(client, cluster.chunk_backend(X))
+        if B.backend_of(t) != "dask":  # host targets: encoded here, sent once, chunked like X
+            t, known = self._targets(t, X.shape[0], loss, classes, label=t_label)
+            return X, t.rechunk({0: X.chunks[0]}), known
+        t, known = cluster.targets(
+            client,
+            t,
+            X,
+            t_label,
+            n_out=self.n_out,
+            dtype=dtype,
+            labels_wanted=loss.classification or self.n_out > 1,
+            encode=lambda found: self._encode(found, classes, t_label)[1],
+        )
+        return X, t, self.classes if known is None else known
+
     def _encode(self, labels: np.ndarray, classes: Any, label: str) -> tuple[np.ndarray, np.ndarray]:
         if labels.dtype.kind == "f" and not np.isfinite(labels).all():
             msg = f"{label} holds NaN or infinite labels"
@@ -403,22 +427,39 @@ class Network:
         - ``callbacks``: ``f(epoch, logs)`` after each epoch; returning ``True`` stops training.
         - ``reset``: start again from the initial weights; otherwise training continues from the
           current weights and optimizer state. ``verbose``: 0 quiet, 1 progress bar, 2 a line per epoch.
-        - ``engine``: ``"auto"``, ``"reference"``, ``"buffer"`` or ``"compiled"`` (``anynet.engines``).
+        - ``engine``: ``"auto"``, ``"reference"``, ``"buffer"``, ``"compiled"`` or ``"distributed"``
+          (``anynet.engines``).
+        - ``client``: a ``dask.distributed.Client``. Dask ``X`` with this client, or while a default
+          client is active, trains data-parallel on its cluster (``engine="distributed"``): the row
+          chunks stay on the workers and only weights and gradient sums travel. ``t`` may be Dask
+          (labels are encoded on the workers) or host data. Without a client, Dask arrays train
+          lazily in this process.
 
         Every argument is checked before any weight changes. A loss that turns NaN or infinite raises
         ``DivergedError`` and keeps the last weights whose loss was finite. An exception from a
         callback, or a ``KeyboardInterrupt``, keeps the weights and history of the last completed
         epoch, then propagates. Returns the ``History``.
         """
-        from . import train
+        from . import cluster, train
 
+        client = options.pop("client", None)
         plan = train.plan(self.output_activation, **options)
         Xv_in, tv_in = options.get("validation_data") or (None, None)
         sample_weight = options.get("sample_weight")
-        net = self._follow(same_place(X=X, t=t, X_val=Xv_in, t_val=tv_in, sample_weight=sample_weight), "X", X)
-        X = net._input(X, "X")
+        on = cluster.client_for(X, client, plan.engine)
+        if on is None:
+            place = same_place(X=X, t=t, X_val=Xv_in, t_val=tv_in, sample_weight=sample_weight)
+            net = self._follow(place, "X", X)
+            X = net._input(X, "X")
+            t, classes = net._targets(t, X.shape[0], plan.loss, options.get("classes"))
+        else:  # data-parallel, where the rows live; t may come from the host
+            if sample_weight is not None:
+                msg = "sample_weight is not supported on a Dask cluster yet; train without it, or on NumPy"
+                raise ValueError(msg)
+            plan = dataclasses.replace(plan, engine="distributed")
+            net = self._follow(same_place(X=X, X_val=Xv_in), "X", X)
+            X, t, classes = net._cluster_data(on, X, t, plan.loss, options.get("classes"))
         n = X.shape[0]
-        t, classes = net._targets(t, n, plan.loss, options.get("classes"))
         w = None if sample_weight is None else net._sample_weight(sample_weight, n)
         xp = net.xp
         Xv = tv = None
@@ -428,8 +469,11 @@ class Network:
                 msg = f"validation_split={plan.validation_split} leaves no training rows out of {n}"
                 raise ValueError(msg)
             order = np.random.default_rng(net.seed).permutation(n)
-            val_idx = B.from_numpy(order[:n_val], net.backend, net._native)
-            tr_idx = B.from_numpy(order[n_val:], net.backend, net._native)
+            if on is not None:  # Dask indexes with host integers and keeps the chunk sizes known
+                val_idx, tr_idx = order[:n_val], order[n_val:]
+            else:
+                val_idx = B.from_numpy(order[:n_val], net.backend, net._native)
+                tr_idx = B.from_numpy(order[n_val:], net.backend, net._native)
             X, Xv, t, tv = (
                 sparse.take_rows(X, tr_idx, xp),
                 sparse.take_rows(X, val_idx, xp),
@@ -437,32 +481,38 @@ class Network:
                 xp.take(t, val_idx, axis=0),
             )
             w = None if w is None else xp.take(w, tr_idx, axis=0)
+        elif Xv_in is not None and on is not None:
+            Xv, tv, _ = net._cluster_data(on, Xv_in, tv_in, plan.loss, classes, "X_val", "t_val")
         elif Xv_in is not None:
             Xv = net._input(Xv_in, "X_val")
             tv, _ = net._targets(tv_in, Xv.shape[0], plan.loss, classes, label="t_val")
+        if on is not None:
+            held = cluster.persist(on, {"X": X, "t": t} | ({} if Xv is None else {"X_val": Xv, "t_val": tv}))
+            X, t, Xv, tv = held["X"], held["t"], held.get("X_val"), held.get("t_val")
         if plan.reset:
             layers, state, trained = net._initial_layers(), None, 0
         else:
             resume = net._opt == plan.opt and net._opt_state is not None
             layers, state, trained = net.layers, (net._opt_state if resume else None), net.epochs_trained
         seed = plan.seed if plan.seed is not None else [net.seed or 0, trained]
-        result = train.fit(
-            layers,
-            state,
-            X,
-            t,
-            Xv,
-            tv,
-            plan=plan,
-            acts=net._acts,
-            xp=xp,
-            backend=net.backend,
-            device=net.device,
-            native=net._native,
-            rng=np.random.default_rng(seed),
-            view=net._with_layers,
-            w=w,
-        )
+        with cluster.computing_on(on):
+            result = train.fit(
+                layers,
+                state,
+                X,
+                t,
+                Xv,
+                tv,
+                plan=plan,
+                acts=net._acts,
+                xp=xp,
+                backend=net.backend,
+                device=net.device,
+                native=net._native,
+                rng=np.random.default_rng(seed),
+                view=net._with_layers,
+                w=w,
+            )
         # Commit: everything above could still refuse; from here the fit has happened.
         if net is not self:
             self.__dict__.update(net.__dict__)

@@ -100,7 +100,7 @@ class History:
 
 def _read(name: str, xp: Any, values: list[Any]) -> list[float]:
     """Device scalars -> Python floats in one transfer (one sync on a GPU)."""
-    if name == "numpy":
+    if name == "numpy" or all(isinstance(v, float) for v in values):  # host floats: nothing to transfer
         return [float(v) for v in values]
     return [float(v) for v in B.to_numpy(xp.stack([xp.reshape(xp.asarray(v), ()) for v in values]))]
 
@@ -350,7 +350,7 @@ class _Loop:
         n = X.shape[0]
         batched = bs < n
         starts = range(0, n, bs)
-        whole_epoch = batched and hasattr(eng, "epoch") and self.w is None
+        whole_epoch = (batched or getattr(eng, "remote", False)) and hasattr(eng, "epoch") and self.w is None
         w, stop = self.w, self.plan.on_divergence == "raise"
         # The weights at the start of this epoch and the one before, for a divergence: the buffer
         # engine keeps them in its ring on full batches; otherwise snapshot them.
@@ -385,7 +385,7 @@ class _Loop:
                     total = total + (value if divisor == 1 else value * Xb.shape[0])
                     if self.track_acc:
                         correct = correct + core.accuracy_sum(y, tb, xp=xp)
-            if name == "dask":
+            if name == "dask" and not whole_epoch:
                 eng.layers, eng.state, total, correct = B.materialize((eng.layers, eng.state, total, correct), name)
             scalars = [total, correct] if self.track_acc else [total]
             if self.Xv is not None:

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
 #: the libraries a block may need: each is skipped for when it is not installed
-LIBRARIES = {"sklearn", "matplotlib", "torch", "jax", "cupy", "dask", "array_api_strict", "scipy"}
+LIBRARIES = {"sklearn", "matplotlib", "torch", "jax", "cupy", "dask", "distributed", "array_api_strict", "scipy"}
 AS_PASTED = pytest.mark.skip_backend(
     "torch",
     "jax",

@@ -35,6 +35,8 @@ class Engine(Protocol):
     - ``last_finite()``: after ``run`` or ``epoch`` stopped on a non-finite loss, the layers that
       produced the last finite loss of this fit (or the starting ones).
     - ``previous(k)``: the weights from ``k`` (1 or 2) steps ago, kept without a copy.
+    - ``remote = True``: the batch outputs stay where the data lives (other machines), so ``fit``
+      runs every epoch, full batch too, through ``epoch``, and reads nothing of ``step``'s ``y``.
 
     Class attributes ``row_weights`` and ``sparse_input`` (default ``False``) say whether ``step``
     takes a keyword ``w`` (``(n, 1)`` row weights) and a SciPy sparse ``X``.
@@ -70,6 +72,8 @@ REGISTRY: dict[str, Entry] = {
     "reference": Entry("anynet.engines.reference:Reference"),
     "buffer": Entry("anynet.engines.buffer:Buffer", auto=("numpy", "cupy", "torch")),
     "compiled": Entry("anynet.engines.compiled:Compiled", auto=("jax",)),
+    # chosen by Network.fit when a dask.distributed client is active, never as a backend's auto
+    "distributed": Entry("anynet.engines.distributed:Distributed"),
 }
 #: other names accepted for an engine
 ALIASES = {"inplace": "buffer"}
