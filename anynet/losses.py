@@ -2,7 +2,8 @@
 
 A loss owns all its forms, side by side:
 
-- pure (Array API): ``value(z, y, t, *, xp)`` is a 0-d array. A loss either gives
+- pure (Array API): ``value(z, y, t, *, xp)`` is a 0-d array, or one value per member ``(k,)`` for a
+  stack of networks' outputs ``(k, n, n_out)`` (the targets ``(n, n_out)`` are shared). A loss either gives
   ``grad_y(y, t, *, xp)`` (chained through the output activation) or, for the softmax/sigmoid pairs,
   the fused ``grad_z(y, t, *, xp) = (y - t)/n``; their values are computed from the logits ``z``,
   which is exact and never takes the log of a rounded probability.
@@ -34,12 +35,17 @@ class Loss:
 
 
 def _n(t):
-    return t.shape[0]
+    return t.shape[-2]
+
+
+def _total(a, *, xp):
+    """The sum over a batch's rows and columns: per member for a stack."""
+    return xp.sum(a, axis=(-2, -1))
 
 
 def _half_sse(z, y, t, *, xp):
     d = y - t
-    return 0.5 * xp.sum(d * d)
+    return 0.5 * _total(d * d, xp=xp)
 
 
 def _half_sse_grad(y, t, *, xp):
@@ -48,16 +54,16 @@ def _half_sse_grad(y, t, *, xp):
 
 def _mse(z, y, t, *, xp):
     d = y - t
-    return xp.mean(d * d)
+    return xp.mean(d * d, axis=(-2, -1))
 
 
 def _mse_grad(y, t, *, xp):
-    return (2 / (t.shape[0] * t.shape[1])) * (y - t)
+    return (2 / (t.shape[-2] * t.shape[-1])) * (y - t)
 
 
 def _half_mse(z, y, t, *, xp):
     d = y - t
-    return (0.5 / _n(t)) * xp.sum(d * d)
+    return (0.5 / _n(t)) * _total(d * d, xp=xp)
 
 
 def _half_mse_grad(y, t, *, xp):
@@ -67,13 +73,13 @@ def _half_mse_grad(y, t, *, xp):
 def _bce(z, y, t, *, xp):
     # -t log σ(z) - (1-t) log(1-σ(z)) = max(z,0) - z t + log1p(e^-|z|), finite for any z.
     per = xp.maximum(z, 0) - z * t + xp.log1p(xp.exp(-xp.abs(z)))
-    return xp.sum(per) / _n(t)
+    return _total(per, xp=xp) / _n(t)
 
 
 def _ce(z, y, t, *, xp):
     shifted = z - xp.max(z, axis=-1, keepdims=True)
     log_p = shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
-    return -xp.sum(t * log_p) / _n(t)
+    return -_total(t * log_p, xp=xp) / _n(t)
 
 
 def _fused_grad(y, t, *, xp):
@@ -124,8 +130,10 @@ def _ce_out(ops, z, y, t, g):
 
 def l2(layers, grads, scale, *, xp):
     """scikit-learn's L2 penalty, ``scale = alpha / n``: the value ``0.5 * scale * ΣW²`` to add to the
-    loss and the gradients with ``scale * W`` added (biases are not penalised), as new arrays."""
-    value = 0.5 * scale * sum(xp.sum(W * W) for W, _ in layers)
+    loss and the gradients with ``scale * W`` added (biases are not penalised), as new arrays. For a
+    stack, ``scale`` may be ``(k, 1, 1)`` and the value is per member."""
+    squares = sum(_total(W * W, xp=xp) for W, _ in layers)
+    value = 0.5 * (xp.reshape(scale, squares.shape) if getattr(scale, "ndim", 0) else scale) * squares
     grads = [(gw + scale * W, gb) for (W, _), (gw, gb) in zip(layers, grads, strict=True)]
     return value, grads
 
