@@ -67,6 +67,7 @@ REGISTRY: dict[str, Entry] = {
     "reference": Entry("anynet.engines.reference:Reference"),
     "buffer": Entry("anynet.engines.buffer:Buffer", auto=("numpy", "cupy", "torch")),
     "compiled": Entry("anynet.engines.compiled:Compiled", auto=("jax",)),
+    "stacked": Entry("anynet.engines.stacked:Stacked"),
 }
 #: other names accepted for an engine
 ALIASES = {"inplace": "buffer"}
