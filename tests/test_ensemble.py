@@ -248,3 +248,53 @@ def test_bad_construction_and_member_indices_are_refused(rng):
         ens.best("val_loss")
     with pytest.raises(ValueError, match="unknown metric 'f1'"):
         ens.best("f1")
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def test_save_and_load_round_trip(tmp_path, rng, backend):
+    X, y = _data(rng)
+    Xv, yv = _data(rng, 8)
+    ens = anynet.Ensemble(SIZES, seeds=[3, 9], **NET)
+    ens.fit(
+        X, np.array(["a", "b", "c"])[y], epochs=3, lr=[0.1, 0.3], validation_data=(Xv, np.array(["a", "b", "c"])[yv])
+    )
+    path = anynet.save(ens, tmp_path / "ens.npz")
+    back = anynet.load(path)
+    assert isinstance(back, anynet.Ensemble)
+    assert (back.sizes, back.seeds, back.activation, back.output_activation) == (SIZES, [3, 9], "tanh", "softmax")
+    assert back.backend == backend
+    assert back.epochs_trained == 3
+    assert list(back.classes) == ["a", "b", "c"]
+    for (Wa, ba), (Wb, bb) in zip(ens.layers, back.layers, strict=True):
+        np.testing.assert_array_equal(anynet.to_numpy(Wa), anynet.to_numpy(Wb))
+        np.testing.assert_array_equal(anynet.to_numpy(ba), anynet.to_numpy(bb))
+    for ha, hb in zip(ens.histories, back.histories, strict=True):
+        assert ha.loss == hb.loss
+        assert ha.val_loss == hb.val_loss
+    np.testing.assert_array_equal(anynet.to_numpy(back.predict_classes(X)), anynet.to_numpy(ens.predict_classes(X)))
+    assert back.best_index("val_loss") == ens.best_index("val_loss")
+    back.fit(X, np.array(["a", "b", "c"])[y], epochs=1, verbose=0)  # trains on, with a fresh optimizer
+    assert back.epochs_trained == 4
+
+
+def test_a_damaged_ensemble_checkpoint_is_refused(tmp_path, rng):
+    import json
+
+    ens = anynet.Ensemble(SIZES, members=2, **NET)
+    path = anynet.save(ens, tmp_path / "ens.npz")
+    with np.load(path) as f:
+        arrays = dict(f)
+    config = json.loads(str(arrays["anynet_config"]))
+    bad = dict(arrays, anynet_config=np.asarray(json.dumps(config | {"seeds": [1, 2, 3]})))
+    np.savez(tmp_path / "seeds.npz", **bad)
+    with pytest.raises(anynet.CheckpointError, match="histories is not a list of one entry per member"):
+        anynet.load(tmp_path / "seeds.npz")
+    bad = dict(arrays, W0=arrays["W0"][:1])
+    np.savez(tmp_path / "shape.npz", **bad)
+    with pytest.raises(anynet.CheckpointError, match=r"W0 should be finite floats of shape \(2, 3, 5\)"):
+        anynet.load(tmp_path / "shape.npz")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        anynet.save(ens, tmp_path / "missing" / "ens.npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ens.npz", "seeds.npz", "shape.npz"]
