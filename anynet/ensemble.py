@@ -71,6 +71,7 @@ class Ensemble:
         self._layers = self._net._to_device(stacked, B.dtype_name(self._net.dtype))
         self.histories: list[History | None] = [None] * len(seeds)
         self.diverged: dict[int, str] = {}
+        self.metadata: dict[str, Any] = {}
         self.epochs_trained = 0
         self._opts: list[Any] | None = None  # each member's optimizer, while the stacked state is kept
         self._opt_state = None
@@ -132,7 +133,7 @@ class Ensemble:
         net.seed = self.seeds[i]
         net.history = self.histories[i]
         net.epochs_trained = self.epochs_trained
-        net.metadata = {}
+        net.metadata = dict(self.metadata)
         net._opt = net._opt_state = None
         if self._opts is not None and self._opt_state is not None:
             net._opt = self._opts[i]

@@ -156,10 +156,16 @@ def _save_ensemble(ens: Ensemble, path: str | os.PathLike) -> Path:
         "saved_from": {"backend": ens.backend, "device": ens.device},
         "epochs_trained": ens.epochs_trained,
         "classes": classes,
+        "metadata": ens.metadata,
         "histories": histories,
         "diverged": {str(i): why for i, why in ens.diverged.items()},
     }
-    arrays[CONFIG_KEY] = np.asarray(json.dumps(config))
+    try:
+        text = json.dumps(config)
+    except TypeError as exc:
+        msg = f"ens.metadata must hold only JSON values (str, numbers, lists, dicts): {exc}"
+        raise TypeError(msg) from None
+    arrays[CONFIG_KEY] = np.asarray(text)
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:
@@ -627,6 +633,7 @@ def _build_ensemble(config: dict, arrays: dict, backend: str | None, device: str
     ens._layers = ens._net._to_device(stacked, B.dtype_name(ens.dtype))
     ens._net._dtype_chosen = dtype is not None
     ens.epochs_trained = config.get("epochs_trained", 0)
+    ens.metadata = dict(config.get("metadata") or {})
     if config.get("classes") is not None:
         ens._net.classes = np.asarray(arrays["classes"])
     for m, fields in enumerate(config["histories"]):

@@ -298,3 +298,57 @@ def test_a_damaged_ensemble_checkpoint_is_refused(tmp_path, rng):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         anynet.save(ens, tmp_path / "missing" / "ens.npz")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ens.npz", "seeds.npz", "shape.npz"]
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def _cli(capsys, *args):
+    from anynet import cli
+
+    code = cli.main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_trains_members_at_once_and_saves_the_ensemble_or_the_best(tmp_path, capsys, backend, device):
+    place = ("--backend", backend, "--device", device, "--dtype", "float64", "-q")
+    common = ("train", "moons", "--members", 3, "--lr", "0.001,0.03", "--epochs", 4, "--hidden", 4, *place)
+    code, out, _ = _cli(capsys, *common, "--out", tmp_path / "all.npz")
+    assert code == 0
+    rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
+    assert [(r[0], r[1], r[2]) for r in rows] == [("0", "0", "0.001"), ("1", "1", "0.03"), ("2", "2", "0.001")]
+    ens = anynet.load(tmp_path / "all.npz")
+    assert isinstance(ens, anynet.Ensemble)
+    assert ens.seeds == [0, 1, 2]
+    assert ens.metadata["data"] == "moons"
+    best = [r[0] for r in rows if "<-" in r]
+    assert best == [str(ens.best_index("val_loss"))]
+    code, out, _ = _cli(capsys, *common, "--keep", "best", "--out", tmp_path / "best.npz")
+    assert code == 0
+    net = anynet.load(tmp_path / "best.npz")
+    assert isinstance(net, anynet.Network)
+    assert net.metadata["data"] == "moons"
+    np.testing.assert_array_equal(anynet.to_numpy(net.weights[0]), anynet.to_numpy(ens.member(int(best[0])).weights[0]))
+    code, _, err = _cli(capsys, "evaluate", tmp_path / "all.npz", "moons")
+    assert code == 1
+    assert "holds an ensemble of 3 networks" in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "code", "match"),
+    [
+        (("--members", 2, "--lr", "0.1,0.2,0.3"), 1, "--lr gives 3 values but --members is 2"),
+        (("--lr", "0.1,fast", "--members", 2), 2, "expected a positive learning rate, or several separated by commas"),
+        (("--members", 2, "--plot", "loss.png"), 1, "--plot draws one network"),
+    ],
+)
+def test_cli_refuses_bad_member_options_and_writes_nothing(tmp_path, capsys, monkeypatch, extra, code, match):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) if code == 2 else contextlib.nullcontext():
+        got, _, err = _cli(capsys, "train", "xor", "--epochs", 2, *extra)
+        assert got == code
+        assert match in err
+    if code == 2:
+        assert match in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
