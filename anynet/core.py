@@ -52,8 +52,11 @@ def output_grad(z: Any, y: Any, t: Any, /, *, act, loss, xp) -> Any:
 
 
 def _mT(a: Any, xp) -> Any:
-    """The transpose of the last two axes (``.T`` on a plain matrix, the cheaper call on NumPy)."""
-    return a.T if a.ndim == 2 else xp.matrix_transpose(a)
+    """The transpose of the last two axes: ``.T`` on a matrix, else the array's own ``.mT`` (an
+    attribute, cheaper than the wrapped function on NumPy), else ``xp.matrix_transpose`` (Dask)."""
+    if a.ndim == 2:
+        return a.T
+    return a.mT if hasattr(a, "mT") else xp.matrix_transpose(a)
 
 
 def backward(layers: Layers, cache: list, grad_z: Any, /, *, acts, xp) -> Layers:

@@ -328,14 +328,16 @@ class Ensemble:
         error: BaseException | None = None
         try:
             with B.quiet_overflow(net.backend), B.no_autograd(net.backend):
-                run.epochs([per_member(list(row)) for row in lrs], lrs, rng)
+                run.epochs(_epoch_lrs(lrs, per_member), lrs, rng)
         except BaseException as exc:  # noqa: BLE001 - an interrupt: keep the completed epochs, re-raise
             error = exc
         finally:
             run.close()
-            for h in run.histories:
-                h.wall_time = time.perf_counter() - t0
-        final, keep_state = run.result(error is not None)
+            wall = time.perf_counter() - t0
+        histories = run.histories()
+        for h in histories:
+            h.wall_time = wall
+        final, keep_state = run.result(error is not None, histories)
 
         # Commit: everything above could still refuse; from here the fit has happened.
         if moved:
@@ -343,15 +345,15 @@ class Ensemble:
         self._net.classes = classes
         self._layers = final
         self._opts, self._opt_state = (opts, eng.state) if keep_state else (None, None)
-        self.epochs_trained = trained + max(h.epochs for h in run.histories)
-        self.histories = run.histories
+        self.epochs_trained = trained + max(h.epochs for h in histories)
+        self.histories = histories
         self.diverged = run.diverged
         if error is not None:
             raise error
         if run.diverged:
             if len(run.diverged) == k:
                 msg = f"every member diverged; each kept its last weights whose loss was finite. {run.diverged[0]}"
-                raise DivergedError(msg, run.histories[0])
+                raise DivergedError(msg, histories[0])
             msg = (
                 f"member(s) {sorted(run.diverged)} of {k} diverged and kept their last weights whose loss was "
                 f"finite (see Ensemble.diverged); the others trained on. {next(iter(run.diverged.values()))}"
@@ -362,30 +364,40 @@ class Ensemble:
 
 class _Run:
     """One ensemble fit's epoch loop: per-member history, early stopping and divergence, with the
-    scalars of all members read back together once an epoch."""
+    scalars of all members read back together once an epoch and kept as arrays (``(members,)`` per
+    epoch) until the histories are written at the end, so the Python per epoch does not grow with the
+    number of members."""
 
     def __init__(self, eng, plan, X, t, Xv, tv, net, k):
         self.eng, self.plan, self.loss = eng, plan, plan.loss
         self.X, self.t, self.Xv, self.tv, self.net, self.k = X, t, Xv, tv, net, k
         self.xp, self.name = net.xp, net.backend
-        monitor = "val_loss" if Xv is not None else "loss"
-        self.histories = [History(monitor=monitor, backend=net.backend, device=net.device) for _ in range(k)]
+        self.monitor = "val_loss" if Xv is not None else "loss"
         self.active = np.ones(k, dtype=bool)
         self.final: list[Any] = [None] * k  # the stacked layers each frozen member takes its slice from
         self.best: list[Any] = [None] * k
+        self.best_value = np.full(k, np.inf)
+        self.best_epoch = np.full(k, -1)
         self.wait = np.zeros(k, dtype=int)
+        self.stopped = np.zeros(k, dtype=bool)
         self.diverged: dict[int, str] = {}
+        self.rows: list[np.ndarray] = []  # per epoch: (quantities, members) as read back
+        self.lrs: list[np.ndarray] = []
+        self.recorded = np.zeros(k, dtype=int)  # epochs recorded per member (a prefix of the fit's)
         self.start = self.prev = eng.snapshot()
         self.in_epoch = False
         self.progress = Progress(plan.epochs, verbose=plan.verbose) if plan.verbose else None
         self.logs: dict[str, float] = {}
+        self.n = X.shape[0]
+        self.divisor = 1 if self.loss.reduction == "sum" else self.n
+        #: without patience, progress or min_delta the best epoch is the first minimum, found at the end
+        self.lean = plan.patience is None and self.progress is None and plan.min_delta == 0
 
     def epochs(self, lrs: list[Any], host_lrs: np.ndarray, rng: np.random.Generator) -> None:
         eng, X, t, xp, name, plan = self.eng, self.X, self.t, self.xp, self.name, self.plan
-        n = X.shape[0]
+        n, divisor = self.n, self.divisor
         bs = n if plan.batch_size is None else min(plan.batch_size, n)
         batched = bs < n
-        divisor = 1 if self.loss.reduction == "sum" else n
         track = plan.track_accuracy
         for epoch, lr in enumerate(lrs):
             if epoch:
@@ -415,9 +427,9 @@ class _Run:
                 scalars.append(self.loss.value(cache[-1][1], yv, self.tv, xp=xp))
                 if track:
                     scalars.append(core.accuracy_sum(yv, self.tv, xp=xp))
-            values = B.to_numpy(xp.stack(scalars))  # (quantities, members), one transfer
+            values = B.to_numpy(xp.stack(scalars)) if len(scalars) > 1 else B.to_numpy(scalars[0])[None]
             self.in_epoch = False
-            self._record(epoch, host_lrs[epoch], values, n, divisor)
+            self._record(epoch, host_lrs[epoch], values)
             if not self.active.any():
                 break
         if len(lrs):
@@ -425,46 +437,50 @@ class _Run:
             for i in np.flatnonzero(self.active & ~finite):
                 self._diverge(int(i), len(lrs) - 1, math.inf, host_lrs[len(lrs) - 1][i], self.start, True)
 
-    def _record(self, epoch: int, lr: np.ndarray, values: np.ndarray, n: int, divisor: int) -> None:
-        plan, track, has_val = self.plan, self.plan.track_accuracy, self.Xv is not None
-        vk = 2 if track else 1
-        for i in np.flatnonzero(self.active):
-            i = int(i)
-            h = self.histories[i]
-            if not math.isfinite(values[0, i]) or (has_val and not math.isfinite(values[vk, i])):
+    def _record(self, epoch: int, lr: np.ndarray, values: np.ndarray) -> None:
+        plan = self.plan
+        monitored = values[2 if plan.track_accuracy else 1] if self.Xv is not None else values[0]
+        ok = np.isfinite(values[0]) & np.isfinite(monitored)
+        if not ok.all():
+            for i in np.flatnonzero(self.active & ~ok):
                 keep = self.prev if epoch else self.start
-                self._diverge(i, epoch, values[0, i] / divisor, lr[i], keep, False)
-                continue
-            h.loss.append(float(values[0, i] / divisor))
-            h.lr.append(float(lr[i]))
-            if track:
-                h.accuracy.append(float(values[1, i] / n))
-            if has_val:
-                h.val_loss.append(float(values[vk, i]))
-                if track:
-                    h.val_accuracy.append(float(values[vk + 1, i] / self.Xv.shape[0]))
-            current = h.val_loss[-1] if has_val else h.loss[-1]
-            if h.best_value is None or current < h.best_value - plan.min_delta:
-                h.best_value, h.best_epoch, self.wait[i] = current, epoch, 0
-                if plan.patience is not None:
-                    self.best[i] = self.eng.snapshot()
-            else:
-                self.wait[i] += 1
-            if plan.patience is not None and self.wait[i] >= plan.patience:
-                h.stopped_early = True
-                self.active[i] = False
-                self.final[i] = self.eng.snapshot()
-        if self.progress is not None:
-            done = [h for h in self.histories if h.loss]
-            self.logs = {"loss": min(h.loss[-1] for h in done)} if done else {}
-            if has_val and done:
-                self.logs["val_loss"] = min(h.val_loss[-1] for h in done)
+                self._diverge(int(i), epoch, values[0, i] / self.divisor, lr[i], keep, False)
+        self.rows.append(values)
+        self.lrs.append(lr)
+        if self.lean:  # nothing needs the best epoch before the end: ``histories`` finds it
+            self.recorded[self.active] += 1
+            return
+        if self.Xv is None:
+            monitored = monitored / self.divisor
+        live = self.active.copy()  # the members this epoch counts for
+        self.recorded[live] += 1
+        with np.errstate(invalid="ignore"):
+            improved = live & (monitored < self.best_value - plan.min_delta)
+        self.best_value[improved] = monitored[improved]
+        self.best_epoch[improved] = epoch
+        self.wait[improved] = 0
+        self.wait[live & ~improved] += 1
+        if plan.patience is not None:
+            if improved.any():
+                snap = self.eng.snapshot()
+                for i in np.flatnonzero(improved):
+                    self.best[i] = snap
+            stop = live & (self.wait >= plan.patience)
+            if stop.any():
+                snap = self.eng.snapshot()
+                for i in np.flatnonzero(stop):
+                    self.final[i] = snap
+                self.stopped |= stop
+                self.active &= ~stop
+        if self.progress is not None and live.any():
+            self.logs = {"loss": float(np.min(values[0][live])) / self.divisor}
+            if self.Xv is not None:
+                self.logs["val_loss"] = float(np.min(monitored[live]))
             self.progress.update(epoch + 1, self.logs)
 
     def _diverge(self, i: int, epoch: int, value: float, lr: float, keep: Any, after_update: bool) -> None:
         self.active[i] = False
         self.final[i] = keep
-        self.histories[i].stopped_early = True
         what = "the weights became infinite or NaN" if after_update else f"the loss became {value}"
         self.diverged[i] = (
             f"member {i} diverged at epoch {epoch + 1}: {what}. Try a smaller lr (it was {lr:g}) "
@@ -473,9 +489,39 @@ class _Run:
 
     def close(self) -> None:
         if self.progress is not None:
-            self.progress.close(max(h.epochs for h in self.histories), self.logs)
+            self.progress.close(int(self.recorded.max()), self.logs)
 
-    def result(self, interrupted: bool) -> tuple[list, bool]:
+    def histories(self) -> list[History]:
+        """One ``History`` per member, from the values read back each epoch."""
+        plan, n = self.plan, self.n
+        track, has_val = plan.track_accuracy, self.Xv is not None
+        # (quantities, members, epochs), so that each member's series is contiguous
+        table = np.stack(self.rows, axis=-1) if self.rows else np.zeros((4, self.k, 0))
+        lrs = np.stack(self.lrs, axis=-1) if self.lrs else np.zeros((self.k, 0))
+        vk = 2 if track else 1
+        out = []
+        for i in range(self.k):
+            m = int(self.recorded[i])
+            h = History(monitor=self.monitor, backend=self.name, device=self.net.device)
+            h.loss = (table[0, i, :m] / self.divisor).tolist()
+            h.lr = lrs[i, :m].tolist()
+            if track:
+                h.accuracy = (table[1, i, :m] / n).tolist()
+            if has_val:
+                h.val_loss = table[vk, i, :m].tolist()
+                if track:
+                    h.val_accuracy = (table[vk + 1, i, :m] / self.Xv.shape[0]).tolist()
+            if self.lean and m:
+                series = h.val_loss if has_val else h.loss
+                self.best_epoch[i] = int(np.argmin(series))  # the first minimum, as the rule "strictly better" finds
+                self.best_value[i] = series[self.best_epoch[i]]
+            if self.best_epoch[i] >= 0:
+                h.best_epoch, h.best_value = int(self.best_epoch[i]), float(self.best_value[i])
+            h.stopped_early = bool(self.stopped[i]) or i in self.diverged
+            out.append(h)
+        return out
+
+    def result(self, interrupted: bool, histories: list[History]) -> tuple[list, bool]:
         """The stacked layers to keep, and whether the optimizer state still goes with them."""
         plan, eng, xp = self.plan, self.eng, self.xp
         if interrupted:
@@ -486,7 +532,7 @@ class _Run:
             return _pick(sources, xp), False
         keep_best = plan.patience is not None and plan.restore_best_weights
         sources = []
-        for i, h in enumerate(self.histories):
+        for i, h in enumerate(histories):
             if i in self.diverged:
                 sources.append(self.final[i])
             elif keep_best and self.best[i] is not None:
@@ -495,6 +541,18 @@ class _Run:
             else:
                 sources.append(self.final[i] if self.final[i] is not None else eng.layers)
         return _pick(sources, xp), not self.diverged
+
+
+def _epoch_lrs(lrs: np.ndarray, per_member: Any) -> list[Any]:
+    """Each epoch's learning rate from the ``(epochs, members)`` table: a number where the members
+    agree, else a ``(k, 1, 1)`` array, made once for a run of identical epochs."""
+    if lrs.shape[0] == 0:
+        return []
+    if (lrs == lrs[:, :1]).all():
+        return lrs[:, 0].tolist()
+    if (lrs == lrs[:1]).all():
+        return [per_member(list(lrs[0]))] * lrs.shape[0]
+    return [per_member(list(row)) for row in lrs]
 
 
 def _pick(sources: list[Any], xp: Any) -> list:
