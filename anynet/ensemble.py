@@ -399,6 +399,9 @@ class _Run:
         bs = n if plan.batch_size is None else min(plan.batch_size, n)
         batched = bs < n
         track = plan.track_accuracy
+        if self.lean and not batched and self.Xv is None and hasattr(eng, "run"):
+            self.whole(host_lrs)
+            return
         for epoch, lr in enumerate(lrs):
             if epoch:
                 self.prev, self.start = self.start, eng.snapshot()
@@ -437,14 +440,39 @@ class _Run:
             for i in np.flatnonzero(self.active & ~finite):
                 self._diverge(int(i), len(lrs) - 1, math.inf, host_lrs[len(lrs) - 1][i], self.start, True)
 
-    def _record(self, epoch: int, lr: np.ndarray, values: np.ndarray) -> None:
+    def whole(self, host_lrs: np.ndarray) -> None:
+        """Full-batch epochs through the engine's ``run``, in chunks, with no Python between epochs:
+        used when nothing (validation, patience, progress) needs the host each epoch."""
+        eng, track = self.eng, self.plan.track_accuracy
+        self.divisor = 1  # one full batch an epoch: each loss is already in the loss's own reduction
+        same = bool((host_lrs == host_lrs[:, :1]).all())
+        k = self.k
+        for lo in range(0, host_lrs.shape[0], train.CHUNK):
+            chunk = host_lrs[lo : lo + train.CHUNK]
+            self.start, self.in_epoch = eng.snapshot(), True
+            values, correct = eng.run(self.X, self.t, chunk[:, 0] if same else chunk.reshape(-1, k, 1, 1), track)
+            self.in_epoch = False
+            for j in range(chunk.shape[0]):
+                row = np.stack([values[j], correct[j]]) if track else values[j][None]
+                self._record(lo + j, chunk[j], row, keep=eng.last_finite)
+                if not self.active.any():
+                    return
+        if host_lrs.shape[0]:
+            last = host_lrs.shape[0] - 1
+            for i in np.flatnonzero(self.active & ~_finite_members(eng.layers, self.xp)):
+                self._diverge(int(i), last, math.inf, host_lrs[last][i], eng.last_finite(), True)
+
+    def _record(self, epoch: int, lr: np.ndarray, values: np.ndarray, keep: Any = None) -> None:
+        """One epoch's values ``(quantities, members)`` for the members still training; ``keep()``
+        gives the layers a member diverging now keeps (default: those that started the last epoch
+        whose loss was finite)."""
         plan = self.plan
         monitored = values[2 if plan.track_accuracy else 1] if self.Xv is not None else values[0]
         ok = np.isfinite(values[0]) & np.isfinite(monitored)
         if not ok.all():
             for i in np.flatnonzero(self.active & ~ok):
-                keep = self.prev if epoch else self.start
-                self._diverge(int(i), epoch, values[0, i] / self.divisor, lr[i], keep, False)
+                kept = keep() if keep is not None else self.prev if epoch else self.start
+                self._diverge(int(i), epoch, values[0, i] / self.divisor, lr[i], kept, False)
         self.rows.append(values)
         self.lrs.append(lr)
         if self.lean:  # nothing needs the best epoch before the end: ``histories`` finds it

@@ -65,7 +65,7 @@ def test_each_member_is_the_network_trained_alone(rng, optimizer, batch_size):
 
 def test_the_reference_engine_trains_the_same_stack(rng):
     X, y = _data(rng)
-    fit = OPTIONS["adam"] | {"epochs": 4, "batch_size": 7, "seed": 2}
+    fit = OPTIONS["adam"] | {"epochs": 2, "batch_size": 10, "seed": 2}
     a = anynet.Ensemble(SIZES, members=3, seed=4, **NET)
     b = anynet.Ensemble(SIZES, members=3, seed=4, **NET)
     a.fit(X, y, verbose=0, **fit)
@@ -313,7 +313,21 @@ def _cli(capsys, *args):
 
 def test_cli_trains_members_at_once_and_saves_the_ensemble_or_the_best(tmp_path, capsys, backend, device):
     place = ("--backend", backend, "--device", device, "--dtype", "float64", "-q")
-    common = ("train", "moons", "--members", 3, "--lr", "0.001,0.03", "--epochs", 4, "--hidden", 4, *place)
+    common = (
+        "train",
+        "moons",
+        "--members",
+        3,
+        "--lr",
+        "0.001,0.03",
+        "--epochs",
+        4,
+        "--hidden",
+        4,
+        "--batch-size",
+        "full",
+        *place,
+    )
     code, out, _ = _cli(capsys, *common, "--out", tmp_path / "all.npz")
     assert code == 0
     rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]

@@ -3,12 +3,17 @@
 Their parameters are stacked on a leading axis (``W``: ``(k, n_in, n_out)``, ``b``: ``(k, 1, n_out)``)
 and each step is the core's own math on the stack, so member ``i`` computes what the reference engine
 computes for network ``i`` alone; ``lr`` and ``alpha`` are numbers or ``(k, 1, 1)`` arrays, one per
-member. It runs on every backend; on JAX each step is one jitted call.
+member. It runs on every backend; on JAX each step is one jitted call, and ``run`` trains many
+full-batch epochs in one compiled ``lax.scan``, in which a member whose loss turns non-finite stops
+moving (keeping, in ``last_finite``, the weights that produced its last finite loss) while the others
+go on.
 """
 
 from __future__ import annotations
 
 import functools
+
+import numpy as np
 
 from .. import core
 
@@ -28,6 +33,38 @@ def _jit(acts, loss, opt, penalised):
 
 
 _jit_cached = functools.lru_cache(maxsize=64)(_jit)
+
+
+def _run(acts, loss, opt, penalised, track_acc):
+    """Full-batch epochs in one ``lax.scan``; ``ok`` (one flag per member) freezes a member after its
+    first non-finite loss. Per-member leaves are ``(k, ...)``; shared ones (Adam's count) just move."""
+    import jax
+    import jax.numpy as jnp
+
+    def where(ok, new, old):
+        def pick(a, b):
+            return jnp.where(jnp.reshape(ok, (-1,) + (1,) * (a.ndim - 1)), a, b) if a.ndim == 3 else a
+
+        return jax.tree_util.tree_map(pick, new, old)
+
+    def epoch(carry, lr, X, t, alpha):
+        layers, state, prev, ok = carry
+        alpha = alpha if penalised else 0.0
+        value, grads, y = core.loss_and_grads(layers, X, t, acts=acts, loss=loss, alpha=alpha, xp=jnp)
+        new_layers, new_state = opt.step(layers, grads, state, lr, xp=jnp)
+        good = ok & jnp.isfinite(value)
+        carry = (where(good, new_layers, layers), where(good, new_state, state), where(good, layers, prev), good)
+        correct = core.accuracy_sum(y, t, xp=jnp) if track_acc else jnp.zeros_like(value)
+        return carry, (value, correct)
+
+    def run(layers, state, prev, X, t, lrs, alpha):
+        ok = jnp.ones(layers[0][0].shape[0], dtype=bool)
+        return jax.lax.scan(lambda c, lr: epoch(c, lr, X, t, alpha), (layers, state, prev, ok), lrs)
+
+    return jax.jit(run)
+
+
+_run_cached = functools.lru_cache(maxsize=64)(_run)
 
 
 class Stacked:
@@ -54,6 +91,9 @@ class Stacked:
             self._int_count = isinstance(state, tuple) and bool(state) and isinstance(state[0], int)
             if self._int_count:  # Adam's step count becomes a traced array
                 state = (jnp.asarray(state[0]), *state[1:])
+            self._key = (tuple(acts), loss, opt, penalised)
+            self._prev = layers
+            self.run = self._run  # the whole-run hook, on JAX only
         self._state = state
 
     @property
@@ -72,6 +112,26 @@ class Stacked:
 
     def snapshot(self):
         return self.layers  # every step makes new arrays
+
+    def last_finite(self):
+        """After ``run``: per member, the weights that produced its last finite loss of this fit (the
+        starting ones if it had none); the others' are one step back."""
+        return self._prev
+
+    def _run(self, X, t, lrs, track_acc):
+        """``lrs``: ``(epochs,)`` or ``(epochs, k, 1, 1)``. Returns host ``(epochs, k)`` losses and correct
+        counts; a member's entries after its first non-finite loss are not to be read."""
+        import jax.numpy as jnp
+
+        try:
+            fn = _run_cached(*self._key, bool(track_acc))
+        except TypeError:
+            fn = _run(*self._key, bool(track_acc))
+        lrs = jnp.asarray(lrs, dtype=X.dtype)
+        (self.layers, self._state, self._prev, _), (values, correct) = fn(
+            self.layers, self._state, self._prev, X, t, lrs, self._alpha
+        )
+        return np.asarray(values, dtype=float), np.asarray(correct, dtype=float)
 
     def step(self, X, t, lr):
         if self._fn is not None:
