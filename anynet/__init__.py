@@ -3,6 +3,7 @@ against the Python Array API standard, and run on NumPy, CuPy, PyTorch, JAX, Das
 
 from . import activations, losses, optimizers, plot
 from .backend import BackendError, backends, to_numpy, use
+from .ensemble import Ensemble
 from .io import CheckpointError, load, save
 from .network import Network
 from .train import DivergedError, History
@@ -13,6 +14,7 @@ __all__ = [
     "BackendError",
     "CheckpointError",
     "DivergedError",
+    "Ensemble",
     "History",
     "Network",
     "__version__",

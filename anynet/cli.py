@@ -15,6 +15,7 @@ import os
 import sys
 import textwrap
 import time
+import warnings
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -144,6 +145,12 @@ def _load_model(path: str):
         msg = f"{path!r} is not an anynet model (models are .npz files written by `anynet train --out`); {order}"
         raise UserError(msg)
     net = load(path, backend="numpy")
+    if not hasattr(net, "weights"):  # an anynet.Ensemble
+        msg = (
+            f"{path!r} holds an ensemble of {net.n_members} networks; this command takes one model: "
+            "save the best member with `anynet train ... --members N --keep best`"
+        )
+        raise UserError(msg)
     _check_metadata(net, path)
     return net
 
@@ -447,7 +454,15 @@ def cmd_train(args: argparse.Namespace) -> int:
             "use a smaller fraction"
         )
         raise UserError(msg)
-    lr = args.lr if args.lr is not None else defaults.lr_for(args.optimizer, "cli")
+    lrs = args.lr or [defaults.lr_for(args.optimizer, "cli")]
+    members = args.members if args.members is not None else len(lrs)
+    if len(lrs) > members:
+        msg = f"--lr gives {len(lrs)} values but --members is {members}; give at most one value per member"
+        raise UserError(msg)
+    if members > 1 and asked:
+        msg = f"{asked[0]} draws one network; with --members, draw the best one after `--keep best`"
+        raise UserError(msg)
+    lr = lrs[0]
     batch = None if args.batch_size is None or args.batch_size >= table.n - n_val else args.batch_size
     kind = f"{np.unique(table.t).size} classes" if task == "classification" else "regression"
     say(f"data: {table.source}: {table.n} rows, {X.shape[1]} features, target {table.target!r} ({kind})")
@@ -457,6 +472,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"batch {batch or 'full'}, {args.epochs} epochs" + (f", {n_val} rows held out for validation" if n_val else "")
     )
     options = {"lr": lr, "loss": loss, "optimizer": args.optimizer, "batch_size": batch, "validation_split": split}
+    metadata = {
+        "made_by": f"anynet {__version__} train",
+        "data": table.source,
+        "task": task,
+        "features": table.features,
+        "target": table.target,
+        "standardize": scaling,
+        "target_standardize": t_scaling,
+        "loss": loss,
+    }
+    if members > 1:
+        if args.scheduler is not None:
+            msg = "--members trains in this process; it does not go with --scheduler yet"
+            raise UserError(msg)
+        options["lr"] = [lrs[i % len(lrs)] for i in range(members)]  # a comma list repeats over the members
+        return _train_ensemble(args, net, X, t, members, options, metadata, table, task, n_val, out)
     with contextlib.ExitStack() as stack, np.errstate(all="ignore"):  # divergence: one DivergedError line
         fit_X = X
         if args.scheduler is not None:
@@ -477,16 +508,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 verbose=0 if args.quiet else 1,
                 **options,
             )
-    net.metadata = {
-        "made_by": f"anynet {__version__} train",
-        "data": table.source,
-        "task": task,
-        "features": table.features,
-        "target": table.target,
-        "standardize": scaling,
-        "target_standardize": t_scaling,
-        "loss": loss,
-    }
+    net.metadata = metadata
     save(net, out)
     if plot is not None:
         title = f"{Path(table.source).name}: loss per epoch ({net.backend}, {net.device})"
@@ -525,6 +547,66 @@ def _on_cluster(address: str, X: np.ndarray, stack: contextlib.ExitStack, say) -
     rows = -(-X.shape[0] // (2 * workers))  # two chunks a worker
     say(f"cluster: {address}, {workers} worker(s); the rows go to them once, in chunks of {rows}")
     return da.from_array(X, chunks=(rows, X.shape[1])), client
+
+
+def _train_ensemble(args, net, X, t, members, options, metadata, table, task, n_val, out) -> int:
+    """``train --members N``: N networks (seeds ``--seed`` + i) trained at once; prints a table of the
+    members and saves the ensemble, or with ``--keep best`` the best member as a plain model."""
+    from .ensemble import Ensemble
+    from .io import save
+
+    ens = Ensemble(
+        net.sizes,
+        members=members,
+        activation=net.activation,
+        output_activation=net.output_activation,
+        init=net.init,
+        seed=args.seed,
+        dtype=args.dtype,
+        backend=net.backend,
+        device=args.device,
+    )
+    lrs = options["lr"]
+    _logger(args.quiet)(f"training {members} members at once, lr {', '.join(f'{v:g}' for v in sorted(set(lrs)))}")
+    # a member that diverges is marked in the table (every member diverging ends in one error line)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        verbose = 0 if args.quiet else 1
+        ens.fit(X, t, epochs=args.epochs, patience=args.patience, seed=args.seed, verbose=verbose, **options)
+    ens.metadata = metadata
+    monitor = "val_loss" if n_val else "loss"
+    best = ens.best_index(monitor)
+    if args.keep == "best":
+        model = ens.member(best)
+        model.metadata = dict(metadata)
+        save(model, out)
+    else:
+        save(ens, out)
+    percent = task == "classification"
+    head = f"  {'member':>6}  {'seed':>5}  {'lr':>8}  {'epochs':>6}  {'loss':>10}  {'val loss':>10}"
+    head += f"  {'val acc':>8}" if percent and n_val else ""
+    lines = [f"anynet {__version__} train: {table.source} -> {out}", "", head]
+    for i, h in enumerate(ens.histories):
+        kept = h.best_epoch if h.restored_best else -1
+        row = f"  {i:>6}  {ens.seeds[i]:>5}  {lrs[i]:>8.3g}  {h.epochs:>6}  {_pct_or_loss(h.loss, kept, False):>10}"
+        row += f"  {_pct_or_loss(h.val_loss, kept, False):>10}"
+        row += f"  {_pct_or_loss(h.val_accuracy, kept, True):>8}" if percent and n_val else ""
+        if i in ens.diverged:
+            row += "  diverged"
+        elif i == best:
+            row += f"  <- best {monitor.replace('_', ' ')}"
+        lines.append(row)
+    saved = f"member {best} (a plain model)" if args.keep == "best" else f"the ensemble of {members} members"
+    wall = max(h.wall_time for h in ens.histories)
+    lines += [
+        "",
+        f"  {'time':<12}{wall:.2f} s for all {members} members",
+        f"  {'backend':<12}{ens.backend} on {ens.device}, {B.dtype_name(ens.dtype)}",
+        f"  {'network':<12}{'-'.join(map(str, ens.sizes))}, {ens.activation} -> {ens.output_activation}",
+        f"  {'model':<12}{out}: {saved}",
+    ]
+    print("\n".join(lines))
+    return 0
 
 
 def _pct_or_loss(values: list[float], kept: int, percent: bool) -> str:
@@ -803,6 +885,17 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _lr_list(text: str) -> list[float]:
+    parts = text.split(",")
+    if len(parts) == 1:
+        return [_positive_float(text)]
+    try:
+        return [_positive_float(part.strip()) for part in parts]
+    except argparse.ArgumentTypeError:
+        msg = f"expected a positive learning rate, or several separated by commas (1e-3,3e-3), got {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+
+
 def _fraction(text: str) -> float:
     try:
         value = float(text)
@@ -962,7 +1055,11 @@ def build_parser() -> argparse.ArgumentParser:
     fit = train.add_argument_group("training")
     fit.add_argument("--optimizer", choices=["adam", "sgd"], default="adam", help="(default: adam)")
     fit.add_argument(
-        "--lr", type=_positive_float, default=None, help="learning rate (default: 0.01 for adam, 0.1 for sgd)"
+        "--lr",
+        type=_lr_list,
+        default=None,
+        metavar="LR[,LR...]",
+        help="learning rate (default: 0.01 for adam, 0.1 for sgd); with --members, a comma list repeats over them",
     )
     fit.add_argument("--epochs", type=_positive_int, default=100, help="passes over the data (default: 100)")
     fit.add_argument(
@@ -993,6 +1090,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--standardize",
         action="store_true",
         help="scale each feature (and a regression target) to mean 0, std 1; saved with the model",
+    )
+    fit.add_argument(
+        "--members",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="train N networks at once (seeds --seed, --seed+1, ...) and print a table of them "
+        "(default: one per --lr value)",
+    )
+    fit.add_argument(
+        "--keep",
+        choices=["all", "best"],
+        default="all",
+        help="with --members: save the whole ensemble, or the best member as a plain model (default: all)",
     )
     place = train.add_argument_group("where it runs")
     _add_place(place)

@@ -4,6 +4,11 @@ Arrays in, new arrays out; the namespace ``xp`` is passed in and nothing here na
 library, draws random numbers, mutates its inputs or reads values back to the host. A network's
 parameters are ``layers``: a list of ``(W, b)`` with ``W`` shaped ``(n_in, n_out)`` and ``b`` shaped
 ``(n_out,)`` or ``None``; ``acts`` holds one activation (see ``activations``) per layer.
+
+The same functions train ``k`` networks of one shape at once (``anynet.Ensemble``): stacked on a
+leading axis, ``W`` is ``(k, n_in, n_out)`` and ``b`` ``(k, 1, n_out)``, ``X @ W`` broadcasts a shared
+batch to ``(k, n, n_out)``, every loss comes back as one value per member ``(k,)``, and per-member
+hyperparameters (``lr``, ``alpha``) are ``(k, 1, 1)`` arrays.
 """
 
 from __future__ import annotations
@@ -46,6 +51,14 @@ def output_grad(z: Any, y: Any, t: Any, /, *, act, loss, w: Any = None, xp) -> A
     return act.vjp(z, y, loss.grad_y(y, t, xp=xp, w=w), xp=xp)
 
 
+def _mT(a: Any, xp) -> Any:
+    """The transpose of the last two axes: ``.T`` on a matrix, else the array's own ``.mT`` (an
+    attribute, cheaper than the wrapped function on NumPy), else ``xp.matrix_transpose`` (Dask)."""
+    if a.ndim == 2:
+        return a.T
+    return a.mT if hasattr(a, "mT") else xp.matrix_transpose(a)
+
+
 def backward(layers: Layers, cache: list, grad_z: Any, /, *, acts, xp) -> Layers:
     """Backprop ``grad_z`` (dLoss/dz of the output layer) to ``[(grad_w, grad_b | None), ...]``."""
     grads = []  # last layer first
@@ -55,17 +68,20 @@ def backward(layers: Layers, cache: list, grad_z: Any, /, *, acts, xp) -> Layers
         W, b = layers[i]
         if grad_a is not None:
             grad_z = acts[i].vjp(z, y, grad_a, xp=xp)
-        grads.append((a_in.T @ grad_z, None if b is None else xp.sum(grad_z, axis=0)))
-        grad_a = grad_z @ W.T if i > 0 else None
+        # the shared first-layer input (n, n_in) broadcasts against a stack's (k, n, n_out)
+        grad_b = None if b is None else xp.sum(grad_z, axis=-2, keepdims=b.ndim > 1)
+        grads.append((_mT(a_in, xp) @ grad_z, grad_b))
+        grad_a = grad_z @ _mT(W, xp) if i > 0 else None
     return grads[::-1]
 
 
 def loss_and_grads(
     layers: Layers, X: Any, t: Any, /, *, acts, loss, alpha: float = 0.0, w: Any = None, xp
 ) -> tuple[Any, Layers, Any]:
-    """The loss (a 0-d array), its gradients and the output ``y`` for one batch.
+    """The loss (a 0-d array; ``(k,)`` for a stack), its gradients and the output ``y`` for one batch.
 
-    ``alpha`` adds scikit-learn's L2 penalty ``0.5 * alpha * sum(W**2) / n`` (biases are not penalised).
+    ``alpha`` adds scikit-learn's L2 penalty ``0.5 * alpha * sum(W**2) / n`` (biases are not penalised);
+    for a stack it may be one value per member, ``(k, 1, 1)``.
     ``w``: ``(n, 1)`` per-row weights (scikit-learn's ``sample_weight``): the loss becomes the weighted
     mean ``Σ w·l / Σ w`` and the penalty is divided by ``Σ w`` instead of ``n``, as scikit-learn's.
     ``X`` may be a SciPy sparse matrix on NumPy: the first layer's ``X @ W`` and ``X.T @ grad_z`` are
@@ -75,21 +91,23 @@ def loss_and_grads(
     z = cache[-1][1]
     value = loss.value(z, y, t, xp=xp, w=w)
     grads = backward(layers, cache, output_grad(z, y, t, act=acts[-1], loss=loss, w=w, xp=xp), acts=acts, xp=xp)
-    if alpha:
+    if not (isinstance(alpha, (int, float)) and alpha == 0):
         penalty, grads = l2(layers, grads, alpha / (X.shape[0] if w is None else xp.sum(w)), xp=xp)
         value = value + penalty
     return value, grads, y
 
 
-def update(layers: Layers, grads: Layers, /, *, lr: float) -> Layers:
-    """One plain gradient-descent step (the seed's): ``W - lr * grad_w``, as new arrays."""
+def update(layers: Layers, grads: Layers, /, *, lr: Any) -> Layers:
+    """One plain gradient-descent step (the seed's): ``W - lr * grad_w``, as new arrays; ``lr`` a
+    number, or ``(k, 1, 1)`` for a stack."""
     return [(W - lr * gw, None if b is None else b - lr * gb) for (W, b), (gw, gb) in zip(layers, grads, strict=True)]
 
 
 def accuracy_sum(y: Any, t: Any, /, *, xp) -> Any:
-    """How many rows of ``y`` pick the class ``t`` marks (argmax; > 0.5 for one output), as a 0-d float."""
-    if y.shape[1] == 1:
-        hit = (y[:, 0] > 0.5) == (t[:, 0] > 0.5)
+    """How many rows of ``y`` pick the class ``t`` marks (argmax; > 0.5 for one output), as a 0-d float
+    (``(k,)`` for a stack's ``y``: ``(k, n, n_out)``)."""
+    if y.shape[-1] == 1:
+        hit = (y[..., 0] > 0.5) == (t[..., 0] > 0.5)
     else:
-        hit = xp.argmax(y, axis=1) == xp.argmax(t, axis=1)
-    return xp.sum(xp.astype(hit, y.dtype))
+        hit = xp.argmax(y, axis=-1) == xp.argmax(t, axis=-1)
+    return xp.sum(xp.astype(hit, y.dtype), axis=-1)

@@ -25,6 +25,7 @@ import numpy as np
 from . import activations, optimizers
 from . import backend as B
 from . import init as initialisers
+from .ensemble import Ensemble
 from .network import Network
 from .train import History
 
@@ -55,13 +56,17 @@ def _unflatten(skeleton: Any, arrays: Any) -> Any:
     return skeleton
 
 
-def save(net: Network, path: str | os.PathLike) -> Path:
+def save(net: Network | Ensemble, path: str | os.PathLike) -> Path:
     """Write ``net`` (weights, optimizer state, classes, metadata, last history) to ``path`` atomically.
 
-    Returns the path written. The file holds host arrays only, so it loads on any backend.
+    An ``Ensemble`` is saved with every member's weights, seed and history (not its optimizer state:
+    a loaded ensemble's next fit starts a fresh optimizer). Returns the path written. The file holds
+    host arrays only, so it loads on any backend.
     """
+    if isinstance(net, Ensemble):
+        return _save_ensemble(net, path)
     if not isinstance(net, Network):
-        msg = f"save expects an anynet.Network, got {type(net).__name__}"
+        msg = f"save expects an anynet.Network or anynet.Ensemble, got {type(net).__name__}"
         raise TypeError(msg)
     path = writable_path(path, f"cannot save to {str(path)!r}", "model.npz")
     arrays: dict[str, np.ndarray] = {}
@@ -111,6 +116,60 @@ def save(net: Network, path: str | os.PathLike) -> Path:
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:  # a handle, so np.savez adds no ".npz" of its own to the name
+            np.savez(fh, **arrays)
+
+    atomic_write(path, write)
+    return path
+
+
+def _save_ensemble(ens: Ensemble, path: str | os.PathLike) -> Path:
+    """``save`` for an ``Ensemble``: its configuration says ``kind: "ensemble"``, ``W{i}`` is stacked
+    ``(members, n_in, n_out)``, ``b{i}`` ``(members, 1, n_out)``, and each member's history has its own
+    entries ``history.{member}.{series}``."""
+    path = writable_path(path, f"cannot save to {str(path)!r}", "ensemble.npz")
+    arrays: dict[str, np.ndarray] = {}
+    for i, (W, b) in enumerate(ens.layers):
+        arrays[f"W{i}"] = B.to_numpy(W)
+        if b is not None:
+            arrays[f"b{i}"] = B.to_numpy(b)
+    classes = None
+    if ens.classes is not None:
+        c = np.asarray(ens.classes)
+        classes = "numeric" if c.dtype.kind in "biuf" else "text"
+        arrays["classes"] = c if classes == "numeric" else c.astype(str)
+    histories = []
+    for m, h in enumerate(ens.histories):
+        histories.append(None if h is None else {k: getattr(h, k) for k in HISTORY_FIELDS})
+        if h is not None:
+            for k in HISTORY_SERIES:
+                arrays[f"history.{m}.{k}"] = np.asarray(getattr(h, k), dtype=float)
+    config = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "kind": "ensemble",
+        "sizes": ens.sizes,
+        "activation": ens.activation,
+        "output_activation": ens.output_activation,
+        "bias": ens.bias,
+        "init": ens.init,
+        "seeds": ens.seeds,
+        "dtype": B.dtype_name(ens.dtype),
+        "saved_from": {"backend": ens.backend, "device": ens.device},
+        "epochs_trained": ens.epochs_trained,
+        "classes": classes,
+        "metadata": ens.metadata,
+        "histories": histories,
+        "diverged": {str(i): why for i, why in ens.diverged.items()},
+    }
+    try:
+        text = json.dumps(config)
+    except TypeError as exc:
+        msg = f"ens.metadata must hold only JSON values (str, numbers, lists, dicts): {exc}"
+        raise TypeError(msg) from None
+    arrays[CONFIG_KEY] = np.asarray(text)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
 
     atomic_write(path, write)
@@ -204,9 +263,12 @@ class _FormatError(ValueError):
 _MAX_DEFLATE_RATIO = 1100
 
 
-def load(path: str | os.PathLike, backend: str | None = None, device: str | None = None, dtype: Any = None) -> Network:
+def load(
+    path: str | os.PathLike, backend: str | None = None, device: str | None = None, dtype: Any = None
+) -> Network | Ensemble:
     """Read a checkpoint written by ``save`` onto ``backend``/``device`` (default: the current default
-    backend, whatever the network was trained on). ``dtype`` ``None`` keeps the saved dtype.
+    backend, whatever the network was trained on). ``dtype`` ``None`` keeps the saved dtype. A saved
+    ``Ensemble`` comes back as an ``Ensemble``.
 
     Before any array is read, the configuration is type-checked and each array's declared shape and
     dtype compared with it; the arrays must then be finite where training needs them to be. Any
@@ -233,6 +295,8 @@ def load(path: str | os.PathLike, backend: str | None = None, device: str | None
         # zlib.error, ValueError...): each means the same thing here, a file that is not a checkpoint.
         raise _fail(path, f"it is not a readable .npz archive ({type(exc).__name__}: {exc})") from None
     try:
+        if config.get("kind") == "ensemble":
+            return _build_ensemble(config, arrays, backend, device, dtype)
         return _build(config, arrays, backend, device, dtype)
     except (KeyError, TypeError, IndexError) as exc:
         raise _fail(path, f"missing or malformed entry {exc}") from None
@@ -372,11 +436,22 @@ def _expected(config: Any) -> dict[str, tuple[tuple[int | None, ...], str]]:
         msg = f"metadata {config['metadata']!r} is not a JSON object"
         raise _FormatError(msg)
     layers = list(itertools.pairwise(sizes))
+    kind = config.get("kind", "network")
+    if kind not in ("network", "ensemble"):
+        msg = f"kind {kind!r} is not 'network' or 'ensemble'"
+        raise _FormatError(msg)
+    # an ensemble stacks its members' parameters on a leading axis
+    lead = (_check_ensemble(config),) if kind == "ensemble" else ()
     expected: dict[str, tuple[tuple[int | None, ...], str]] = {}
     for i, (n_in, n_out) in enumerate(layers):
-        expected[f"W{i}"] = ((n_in, n_out), "f")
+        expected[f"W{i}"] = ((*lead, n_in, n_out), "f")
         if config["bias"]:
-            expected[f"b{i}"] = ((n_out,), "f")
+            expected[f"b{i}"] = ((*lead, 1, n_out) if lead else (n_out,), "f")
+    if lead:
+        for m, history in enumerate(config["histories"]):
+            if history is not None:
+                _check_history(history)
+                expected |= {f"history.{m}.{k}": ((None,), "f") for k in HISTORY_SERIES}
     classes = config.get("classes")
     if classes is not None:
         if classes not in ("numeric", "text"):
@@ -392,6 +467,29 @@ def _expected(config: Any) -> dict[str, tuple[tuple[int | None, ...], str]]:
         for k in HISTORY_SERIES:
             expected[f"history.{k}"] = ((None,), "f")
     return expected
+
+
+def _check_ensemble(config: dict) -> int:
+    """Type-check what only an ensemble's configuration holds; return its number of members."""
+    seeds = config.get("seeds")
+    if not isinstance(seeds, list) or not seeds or not all(s is None or _is_int(s) for s in seeds):
+        msg = f"seeds {str(seeds)[:80]!r} are not a non-empty list of integers or nulls, one per member"
+        raise _FormatError(msg)
+    histories = config.get("histories")
+    if not isinstance(histories, list) or len(histories) != len(seeds):
+        msg = f"histories is not a list of one entry per member ({len(seeds)})"
+        raise _FormatError(msg)
+    diverged = config.get("diverged", {})
+    ok = isinstance(diverged, dict) and all(
+        isinstance(why, str) and key.isdigit() and int(key) < len(seeds) for key, why in diverged.items()
+    )
+    if not ok:
+        msg = f"diverged {str(diverged)[:80]!r} does not map member numbers to messages"
+        raise _FormatError(msg)
+    if config.get("optimizer") is not None or config.get("history") is not None:
+        msg = "an ensemble's configuration holds an optimizer or a single history, which anynet never writes"
+        raise _FormatError(msg)
+    return len(seeds)
 
 
 def _matches(shape: tuple[int, ...], want: tuple[int | None, ...]) -> bool:
@@ -516,6 +614,37 @@ def _check_values(config: dict, arrays: dict[str, np.ndarray]) -> None:
         if not np.array_equal(np.unique(c), c):
             msg = f"classes {c.tolist()[:10]} are not sorted and distinct, as fit stores them"
             raise _FormatError(msg)
+
+
+def _build_ensemble(config: dict, arrays: dict, backend: str | None, device: str | None, dtype: Any) -> Ensemble:
+    """An ensemble from a configuration and arrays that ``_read`` has checked."""
+    ens = Ensemble(
+        config["sizes"],
+        seeds=config["seeds"],
+        activation=config["activation"],
+        output_activation=config["output_activation"],
+        bias=config["bias"],
+        init=config.get("init", "uniform"),
+        dtype=dtype if dtype is not None else config["dtype"],
+        backend=backend,
+        device=device,
+    )
+    n_layers = len(config["sizes"]) - 1
+    stacked = [(arrays[f"W{i}"], arrays[f"b{i}"] if config["bias"] else None) for i in range(n_layers)]
+    ens._layers = ens._net._to_device(stacked, B.dtype_name(ens.dtype))
+    ens._net._dtype_chosen = dtype is not None
+    ens.epochs_trained = config.get("epochs_trained", 0)
+    ens.metadata = dict(config.get("metadata") or {})
+    if config.get("classes") is not None:
+        ens._net.classes = np.asarray(arrays["classes"])
+    for m, fields in enumerate(config["histories"]):
+        if fields is not None:
+            h = History(**fields)
+            for k in HISTORY_SERIES:
+                setattr(h, k, [float(v) for v in arrays[f"history.{m}.{k}"]])
+            ens.histories[m] = h
+    ens.diverged = {int(key): why for key, why in config.get("diverged", {}).items()}
+    return ens
 
 
 def _build(config: dict, arrays: dict, backend: str | None, device: str | None, dtype: Any) -> Network:

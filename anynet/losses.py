@@ -2,12 +2,14 @@
 
 A loss owns all its forms, side by side:
 
-- pure (Array API): ``value(z, y, t, *, xp, w=None)`` is a 0-d array. A loss either gives
-  ``grad_y(y, t, *, xp, w=None)`` (chained through the output activation) or, for the canonical pairs
-  (softmax, sigmoid, exp), the fused ``grad_z(y, t, *, xp, w=None) = (y - t)/n``; their values are
-  computed from the logits ``z``, which is exact and never takes the log of a rounded probability.
-  ``w``: ``(n, 1)`` per-row weights, scikit-learn's ``sample_weight``: each row's term is multiplied
-  by its weight and a mean over rows becomes the weighted mean ``Σ w·l / Σ w`` (a sum stays a sum).
+- pure (Array API): ``value(z, y, t, *, xp, w=None)`` is a 0-d array, or one value per member ``(k,)``
+  for a stack of networks' outputs ``(k, n, n_out)`` (the targets ``(n, n_out)`` are shared). A loss
+  either gives ``grad_y(y, t, *, xp, w=None)`` (chained through the output activation) or, for the
+  canonical pairs (softmax, sigmoid, exp), the fused ``grad_z(y, t, *, xp, w=None) = (y - t)/n``; their
+  values are computed from the logits ``z``, which is exact and never takes the log of a rounded
+  probability. ``w``: ``(n, 1)`` per-row weights, scikit-learn's ``sample_weight``: each row's term is
+  multiplied by its weight and a mean over rows becomes the weighted mean ``Σ w·l / Σ w`` (a sum
+  stays a sum).
 - optionally in place, for the buffer engine: ``grad_out(ops, z, y, t, g) -> value`` writes the
   unweighted gradient (``grad_z`` if the loss has a fused one, else ``grad_y``) into the buffer ``g``
   and returns the value. ``ops`` is ``anynet.backend.BufferOps``. Without it, or with row weights,
@@ -40,7 +42,12 @@ class Loss:
 
 def _n(t, w, xp):
     """What a mean over rows divides by: ``n``, or ``Σ w`` for weighted rows."""
-    return t.shape[0] if w is None else xp.sum(w)
+    return t.shape[-2] if w is None else xp.sum(w)
+
+
+def _total(a, *, xp):
+    """The sum over a batch's rows and columns: per member for a stack."""
+    return xp.sum(a, axis=(-2, -1))
 
 
 def _w(a, w):
@@ -50,7 +57,7 @@ def _w(a, w):
 
 def _half_sse(z, y, t, *, xp, w=None):
     d = y - t
-    return 0.5 * xp.sum(_w(d * d, w))
+    return 0.5 * _total(_w(d * d, w), xp=xp)
 
 
 def _half_sse_grad(y, t, *, xp, w=None):
@@ -60,17 +67,17 @@ def _half_sse_grad(y, t, *, xp, w=None):
 def _mse(z, y, t, *, xp, w=None):
     d = y - t
     if w is None:
-        return xp.mean(d * d)
-    return xp.sum(w * (d * d)) / (xp.sum(w) * t.shape[1])
+        return xp.mean(d * d, axis=(-2, -1))
+    return _total(w * (d * d), xp=xp) / (xp.sum(w) * t.shape[-1])
 
 
 def _mse_grad(y, t, *, xp, w=None):
-    return (2 / (_n(t, w, xp) * t.shape[1])) * _w(y - t, w)
+    return (2 / (_n(t, w, xp) * t.shape[-1])) * _w(y - t, w)
 
 
 def _half_mse(z, y, t, *, xp, w=None):
     d = y - t
-    return (0.5 / _n(t, w, xp)) * xp.sum(_w(d * d, w))
+    return (0.5 / _n(t, w, xp)) * _total(_w(d * d, w), xp=xp)
 
 
 def _half_mse_grad(y, t, *, xp, w=None):
@@ -80,20 +87,20 @@ def _half_mse_grad(y, t, *, xp, w=None):
 def _bce(z, y, t, *, xp, w=None):
     # -t log σ(z) - (1-t) log(1-σ(z)) = max(z,0) - z t + log1p(e^-|z|), finite for any z.
     per = xp.maximum(z, 0) - z * t + xp.log1p(xp.exp(-xp.abs(z)))
-    return xp.sum(_w(per, w)) / _n(t, w, xp)
+    return _total(_w(per, w), xp=xp) / _n(t, w, xp)
 
 
 def _ce(z, y, t, *, xp, w=None):
     shifted = z - xp.max(z, axis=-1, keepdims=True)
     log_p = shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
-    return -xp.sum(_w(t * log_p, w)) / _n(t, w, xp)
+    return -_total(_w(t * log_p, w), xp=xp) / _n(t, w, xp)
 
 
 def _poisson(z, y, t, *, xp, w=None):
     # scikit-learn's half Poisson deviance t log(t/y) - t + y with y = e^z, so log y is z itself;
     # t log t is 0 at t = 0 (and log sees 1 there, so nothing warns).
     t_log_t = t * xp.log(xp.where(t > 0, t, xp.ones_like(t)))
-    return xp.sum(_w(t_log_t - t * z - t + y, w)) / _n(t, w, xp)
+    return _total(_w(t_log_t - t * z - t + y, w), xp=xp) / _n(t, w, xp)
 
 
 def _fused_grad(y, t, *, xp, w=None):
@@ -144,8 +151,10 @@ def _ce_out(ops, z, y, t, g):
 
 def l2(layers, grads, scale, *, xp):
     """scikit-learn's L2 penalty, ``scale = alpha / n``: the value ``0.5 * scale * ΣW²`` to add to the
-    loss and the gradients with ``scale * W`` added (biases are not penalised), as new arrays."""
-    value = 0.5 * scale * sum(xp.sum(W * W) for W, _ in layers)
+    loss and the gradients with ``scale * W`` added (biases are not penalised), as new arrays. For a
+    stack, ``scale`` may be ``(k, 1, 1)`` and the value is per member."""
+    squares = sum(_total(W * W, xp=xp) for W, _ in layers)
+    value = 0.5 * (xp.reshape(scale, squares.shape) if getattr(scale, "ndim", 0) else scale) * squares
     grads = [(gw + scale * W, gb) for (W, _), (gw, gb) in zip(layers, grads, strict=True)]
     return value, grads
 

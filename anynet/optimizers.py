@@ -26,20 +26,28 @@ from . import core
 from .tree import tree_map as _map
 
 
+def _zero(value: Any) -> bool:
+    """Whether a hyperparameter is the number 0 (an array of per-member values never is)."""
+    return isinstance(value, (int, float)) and value == 0
+
+
 @dataclass(frozen=True)
 class SGD:
     """Gradient descent, with optional (Nesterov) momentum as scikit-learn and Keras define it:
-    ``v = momentum*v - lr*g``; ``W += v`` (or ``W += momentum*v - lr*g`` with Nesterov)."""
+    ``v = momentum*v - lr*g``; ``W += v`` (or ``W += momentum*v - lr*g`` with Nesterov).
 
-    momentum: float = 0.0
+    For a stack of networks ``momentum`` may be a ``(k, 1, 1)`` array, one value per member: each
+    member then keeps a velocity, and a member whose momentum is 0 steps exactly as plain descent."""
+
+    momentum: Any = 0.0
     nesterov: bool = False
     name: str = field(default="sgd", init=False)
 
     def init(self, layers, *, xp):
-        return _map(xp.zeros_like, layers) if self.momentum else None
+        return None if _zero(self.momentum) else _map(xp.zeros_like, layers)
 
     def step(self, layers, grads, state, lr, *, xp):
-        if not self.momentum:
+        if _zero(self.momentum):
             return core.update(layers, grads, lr=lr), None
         m = self.momentum
         v = _map(lambda v, g: m * v - lr * g, state, grads)

@@ -74,6 +74,7 @@ REGISTRY: dict[str, Entry] = {
     "compiled": Entry("anynet.engines.compiled:Compiled", auto=("jax",)),
     # chosen by Network.fit when a dask.distributed client is active, never as a backend's auto
     "distributed": Entry("anynet.engines.distributed:Distributed"),
+    "stacked": Entry("anynet.engines.stacked:Stacked"),
 }
 #: other names accepted for an engine
 ALIASES = {"inplace": "buffer"}

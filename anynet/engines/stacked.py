@@ -1,0 +1,144 @@
+"""The stacked engine: ``k`` networks of one shape trained as one (``anynet.Ensemble``).
+
+Their parameters are stacked on a leading axis (``W``: ``(k, n_in, n_out)``, ``b``: ``(k, 1, n_out)``)
+and each step is the core's own math on the stack, so member ``i`` computes what the reference engine
+computes for network ``i`` alone; ``lr`` and ``alpha`` are numbers or ``(k, 1, 1)`` arrays, one per
+member. It runs on every backend; on JAX each step is one jitted call, and ``run`` trains many
+full-batch epochs in one compiled ``lax.scan``, in which a member whose loss turns non-finite stops
+moving (keeping, in ``last_finite``, the weights that produced its last finite loss) while the others
+go on.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from .. import core
+
+
+def _jit(acts, loss, opt, penalised):
+    """One training step on the stack, compiled; ``alpha`` is traced only when there is a penalty."""
+    import jax
+    import jax.numpy as jnp
+
+    def step(layers, state, X, t, lr, alpha):
+        alpha = alpha if penalised else 0.0
+        value, grads, y = core.loss_and_grads(layers, X, t, acts=acts, loss=loss, alpha=alpha, xp=jnp)
+        layers, state = opt.step(layers, grads, state, lr, xp=jnp)
+        return layers, state, value, y
+
+    return jax.jit(step)
+
+
+_jit_cached = functools.lru_cache(maxsize=64)(_jit)
+
+
+def _run(acts, loss, opt, penalised, track_acc):
+    """Full-batch epochs in one ``lax.scan``; ``ok`` (one flag per member) freezes a member after its
+    first non-finite loss. Per-member leaves are ``(k, ...)``; shared ones (Adam's count) just move."""
+    import jax
+    import jax.numpy as jnp
+
+    def where(ok, new, old):
+        def pick(a, b):
+            return jnp.where(jnp.reshape(ok, (-1,) + (1,) * (a.ndim - 1)), a, b) if a.ndim == 3 else a
+
+        return jax.tree_util.tree_map(pick, new, old)
+
+    def epoch(carry, lr, X, t, alpha):
+        layers, state, prev, ok = carry
+        alpha = alpha if penalised else 0.0
+        value, grads, y = core.loss_and_grads(layers, X, t, acts=acts, loss=loss, alpha=alpha, xp=jnp)
+        new_layers, new_state = opt.step(layers, grads, state, lr, xp=jnp)
+        good = ok & jnp.isfinite(value)
+        carry = (where(good, new_layers, layers), where(good, new_state, state), where(good, layers, prev), good)
+        correct = core.accuracy_sum(y, t, xp=jnp) if track_acc else jnp.zeros_like(value)
+        return carry, (value, correct)
+
+    def run(layers, state, prev, X, t, lrs, alpha):
+        ok = jnp.ones(layers[0][0].shape[0], dtype=bool)
+        return jax.lax.scan(lambda c, lr: epoch(c, lr, X, t, alpha), (layers, state, prev, ok), lrs)
+
+    return jax.jit(run)
+
+
+_run_cached = functools.lru_cache(maxsize=64)(_run)
+
+
+class Stacked:
+    name = "stacked"
+
+    @staticmethod
+    def refuses(backend, acts, loss, opt):
+        # selected by anynet.Ensemble itself; a single network's 2-D parameters are not a stack
+        return "it trains the stacked members of an anynet.Ensemble, not a single network"
+
+    def __init__(self, layers, state, *, acts, loss, opt, alpha, xp, backend) -> None:
+        self.layers = layers
+        self._acts, self._loss, self._opt, self._alpha, self._xp = acts, loss, opt, alpha, xp
+        self._fn = None
+        self._int_count = False
+        if backend == "jax":
+            import jax.numpy as jnp
+
+            penalised = not (isinstance(alpha, (int, float)) and alpha == 0)
+            try:
+                self._fn = _jit_cached(tuple(acts), loss, opt, penalised)
+            except TypeError:  # an optimizer holding per-member arrays is not hashable: compile for this fit
+                self._fn = _jit(tuple(acts), loss, opt, penalised)
+            self._int_count = isinstance(state, tuple) and bool(state) and isinstance(state[0], int)
+            if self._int_count:  # Adam's step count becomes a traced array
+                state = (jnp.asarray(state[0]), *state[1:])
+            self._key = (tuple(acts), loss, opt, penalised)
+            self._prev = layers
+            self.run = self._run  # the whole-run hook, on JAX only
+        self._state = state
+
+    @property
+    def state(self):
+        if self._int_count:
+            return (int(self._state[0]), *self._state[1:])
+        return self._state
+
+    @state.setter
+    def state(self, value):
+        if self._int_count:
+            import jax.numpy as jnp
+
+            value = (jnp.asarray(value[0]), *value[1:])
+        self._state = value
+
+    def snapshot(self):
+        return self.layers  # every step makes new arrays
+
+    def last_finite(self):
+        """After ``run``: per member, the weights that produced its last finite loss of this fit (the
+        starting ones if it had none); the others' are one step back."""
+        return self._prev
+
+    def _run(self, X, t, lrs, track_acc):
+        """``lrs``: ``(epochs,)`` or ``(epochs, k, 1, 1)``. Returns host ``(epochs, k)`` losses and correct
+        counts; a member's entries after its first non-finite loss are not to be read."""
+        import jax.numpy as jnp
+
+        try:
+            fn = _run_cached(*self._key, bool(track_acc))
+        except TypeError:
+            fn = _run(*self._key, bool(track_acc))
+        lrs = jnp.asarray(lrs, dtype=X.dtype)
+        (self.layers, self._state, self._prev, _), (values, correct) = fn(
+            self.layers, self._state, self._prev, X, t, lrs, self._alpha
+        )
+        return np.asarray(values, dtype=float), np.asarray(correct, dtype=float)
+
+    def step(self, X, t, lr):
+        if self._fn is not None:
+            self.layers, self._state, value, y = self._fn(self.layers, self._state, X, t, lr, self._alpha)
+            return value, y
+        value, grads, y = core.loss_and_grads(
+            self.layers, X, t, acts=self._acts, loss=self._loss, alpha=self._alpha, xp=self._xp
+        )
+        self.layers, self._state = self._opt.step(self.layers, grads, self._state, lr, xp=self._xp)
+        return value, y
