@@ -78,7 +78,7 @@ def _relu_out(ops, z, out):
 
 
 def _relu_vjp_out(ops, z, y, g, q):
-    return ops.keep_where_positive(g, z)
+    return ops.keep_where_positive(g, z, q)
 
 
 LEAKY_SLOPE = 0.01

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import importlib
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -477,9 +478,16 @@ class BufferOps:
             return self.lib.clamp_min(a, scalar, out=out)
         return self.lib.maximum(a, scalar, out=out)
 
-    def keep_where_positive(self, g, z):
+    def keep_where_positive(self, g, z, q):
         """``g`` with 0 wherever ``z > 0`` fails (NaN included), in place: ``where(z > 0, g, 0)``, which
-        stays 0 where ``g`` is infinite (a product with a 0/1 mask would give NaN there)."""
+        stays 0 where ``g`` is infinite (a product with a 0/1 mask would give NaN there). ``q``: scratch
+        of ``g``'s shape."""
+        host = self.name == "numpy" or (self.name == "torch" and g.device.type == "cpu")
+        # On the CPU a masked write costs twenty products: check that g is finite (one cheap pass,
+        # read back for free) and take the product; on a GPU the masked write is cheap and needs no sync.
+        if host and math.isfinite(self.vdot(g, g)):
+            self.greater(z, 0, out=q)
+            return self.multiply(g, q, out=g)
         if self.name == "torch":
             return g.masked_fill_(~(z > 0), 0)
         mask = self.lib.greater(z, 0)

@@ -316,7 +316,8 @@ def fit(
     return result
 
 
-#: epochs per call of an engine's whole-run hook, when nothing needs to hear more often
+#: epochs per call of an engine's whole-run hook, when nothing needs to hear more often (an engine
+#: may ask for another number with a ``CHUNK`` attribute)
 CHUNK = 1000
 
 
@@ -414,7 +415,8 @@ class _Loop:
         used when nothing (validation, callbacks, patience) needs the host each epoch."""
         eng = self.eng
         # Progress wants to hear between chunks: a line an epoch (verbose=2), or about a hundred updates.
-        chunk_size = {0: CHUNK, 1: max(1, min(CHUNK, -(-len(lrs) // 100)))}.get(self.plan.verbose, 1)
+        most = getattr(eng, "CHUNK", CHUNK)  # a compiled engine wants long chunks: each call costs a dispatch
+        chunk_size = {0: most, 1: max(1, min(most, -(-len(lrs) // 100)))}.get(self.plan.verbose, 1)
         for lo in range(0, len(lrs), chunk_size):
             chunk = lrs[lo : lo + chunk_size]
             self.epoch_start, self.in_epoch = eng.snapshot(), True

@@ -42,7 +42,9 @@ def test_golden_short():
 
 
 @pytest.mark.skip_backend(
-    "dask", "jax", "array_api_strict", reason="60000 eager steps take minutes here; test_golden_short covers it"
+    "dask",
+    "array_api_strict",
+    reason="60000 eager steps (the reference engine) take minutes; test_golden_short covers it",
 )
 def test_golden_60000_epochs():
     net, history, (W1, W2) = _train(60000)

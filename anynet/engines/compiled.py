@@ -17,7 +17,7 @@ import numpy as np
 from .. import core
 
 #: epochs per scan iteration: unrolling cuts the per-iteration cost of the XLA loop on tiny networks
-UNROLL = 8
+UNROLL = 16
 
 
 def _tree_where(cond, a, b):
@@ -39,21 +39,26 @@ def _step_fn(acts, loss, opt, alpha):
 
 
 @functools.lru_cache(maxsize=64)
-def _run_fn(acts, loss, opt, alpha, track_acc):
+def _run_fn(acts, loss, opt, alpha, track_acc, guard):
+    """Full-batch epochs in one scan. Unguarded, every epoch just steps (the fast path); guarded,
+    after the first non-finite loss nothing moves: the carry keeps the weights that produced it and,
+    in ``prev``, the ones that produced the last finite loss. A chunk runs unguarded first, and again
+    guarded from its start only if a loss in it was not finite."""
     step = _train_step(acts, loss, opt, alpha)
 
     def epoch(carry, lr, X, t):
         layers, state, prev, ok = carry
         new_layers, new_state, value, y = step(layers, state, X, t, lr)
-        # After the first non-finite loss nothing moves: the carry keeps the weights that produced it
-        # and, in ``prev``, the ones that produced the last finite loss.
-        good = ok & jnp.isfinite(value)
-        carry = (
-            _tree_where(good, new_layers, layers),
-            _tree_where(good, new_state, state),
-            _tree_where(good, layers, prev),
-            good,
-        )
+        if guard:
+            good = ok & jnp.isfinite(value)
+            carry = (
+                _tree_where(good, new_layers, layers),
+                _tree_where(good, new_state, state),
+                _tree_where(good, layers, prev),
+                good,
+            )
+        else:
+            carry = (new_layers, new_state, layers, ok)
         correct = core.accuracy_sum(y, t, xp=jnp) if track_acc else jnp.zeros((), dtype=value.dtype)
         return carry, (value, correct)
 
@@ -91,6 +96,8 @@ class Compiled:
     into one scan each."""
 
     name = "compiled"
+    #: epochs per whole-run call: each call costs a dispatch and a read-back, each scan length a compile
+    CHUNK = 10000
     row_weights = True  # through step; the whole-run and epoch hooks are not used with weights
 
     @staticmethod
@@ -134,12 +141,16 @@ class Compiled:
         return value, y
 
     def run(self, X, t, lrs, track_acc):
-        fn = _run_fn(*self._key, bool(track_acc))
-        (layers, state, prev, _ok), (values, correct) = fn(
-            self.layers, self._state, self._prev, X, t, jnp.asarray(np.asarray(lrs), dtype=X.dtype)
-        )
+        start, lrs = (self.layers, self._state, self._prev), jnp.asarray(np.asarray(lrs), dtype=X.dtype)
+        (layers, state, prev, _ok), (values, correct) = _run_fn(*self._key, bool(track_acc), False)(*start, X, t, lrs)
+        values = np.asarray(values, dtype=float)
+        if not np.isfinite(values).all():  # rare: run the chunk again, stopping at its first bad loss
+            (layers, state, prev, _ok), (values, correct) = _run_fn(*self._key, bool(track_acc), True)(
+                *start, X, t, lrs
+            )
+            values = np.asarray(values, dtype=float)
         self.layers, self._state, self._prev = layers, state, prev
-        values, correct = np.asarray(values, dtype=float), np.asarray(correct, dtype=float)
+        correct = np.asarray(correct, dtype=float)
         bad = np.flatnonzero(~np.isfinite(values))
         stop = len(values) if bad.size == 0 else int(bad[0]) + 1
         return values[:stop], correct[:stop]
