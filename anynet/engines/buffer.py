@@ -96,35 +96,38 @@ class Buffer:
         return self._ring[(self._pos - 2) % 3] if self._steps >= 2 else self._ring[self._start]
 
     def _buffers(self, n, like):
+        """Per layer, this batch size's buffers and the activation's forms:
+        ``(z, y, g, q, f_out, f, vjp_out, vjp)``, looked up once, not once a step."""
         ops = self._ops
-        widths = [shape_w[1] for shape_w, _ in self._shapes]
-        bufs = {key: [ops.empty((n, k), like) for k in widths] for key in ("z", "y", "g", "q")}
-        self._bufs[n] = bufs
-        return bufs
+        plan = []
+        for (shape_w, _), act in zip(self._shapes, self._acts, strict=True):
+            z, y, g, q = (ops.empty((n, shape_w[1]), like) for _ in range(4))
+            plan.append((z, y, g, q, act.f_out, act.f, act.vjp_out, act.vjp))
+        self._bufs[n] = plan
+        return plan
 
     def step(self, X, t, lr):
-        ops, acts = self._ops, self._acts
+        ops, xp = self._ops, self._xp
         layers = self._ring[self._pos]
         n = X.shape[0]
-        bufs = self._bufs.get(n) or self._buffers(n, X)
-        zs, ys, gs, qs = bufs["z"], bufs["y"], bufs["g"], bufs["q"]
+        plan = self._bufs.get(n) or self._buffers(n, X)
         outs = []
         a = X
-        for i, (W, b) in enumerate(layers):
-            z = ops.matmul(a, W, zs[i]) if b is None else ops.linear(a, W, b, zs[i])
-            act = acts[i]
-            a = act.f(z, xp=self._xp) if act.f_out is None else act.f_out(ops, z, ys[i])
+        for (W, b), (z, y, _, _, f_out, f, _, _) in zip(layers, plan, strict=True):
+            z = ops.matmul(a, W, z) if b is None else ops.linear(a, W, b, z)
+            a = f(z, xp=xp) if f_out is None else f_out(ops, z, y)
             outs.append(a)
         last = len(layers) - 1
-        y, z, g = a, zs[last], gs[last]
+        z, _, g, q, _, _, vjp_out, vjp = plan[last]
+        y = a
         loss = self._loss
         if loss.grad_out is not None:
             value = loss.grad_out(ops, z, y, t, g)
         else:
-            value = loss.value(z, y, t, xp=self._xp)
-            g = loss.grad_z(y, t, xp=self._xp) if loss.grad_z is not None else loss.grad_y(y, t, xp=self._xp)
-        if loss.grad_z is None:  # g is dL/dy: through the output activation
-            g = self._vjp(last, z, y, g, qs[last])
+            value = loss.value(z, y, t, xp=xp)
+            g = loss.grad_z(y, t, xp=xp) if loss.grad_z is not None else loss.grad_y(y, t, xp=xp)
+        if loss.grad_z is None:  # g is dL/dy: through the output activation (g * f'(z), over g)
+            g = vjp(z, y, g, xp=xp) if vjp_out is None else vjp_out(ops, z, y, g, q)
         grads = self._grads
         for i in range(last, -1, -1):
             W, b = layers[i]
@@ -133,7 +136,11 @@ class Buffer:
             if b is not None:
                 ops.sum_rows(g, gb)
             if i > 0:
-                g = self._vjp(i - 1, zs[i - 1], outs[i - 1], ops.matmul(g, W.T, gs[i - 1]), qs[i - 1])
+                # g is this step's buffer, or a new array an op's pure form just made: ours to write
+                z, _, g_prev, q, _, _, vjp_out, vjp = plan[i - 1]
+                g = ops.matmul(g, W.T, g_prev)
+                y = outs[i - 1]
+                g = vjp(z, y, g, xp=xp) if vjp_out is None else vjp_out(ops, z, y, g, q)
         if self._alpha:
             value = value + losses.l2_out(ops, layers, grads, self._alpha / n)
         nxt = (self._pos + 1) % 3
@@ -142,16 +149,7 @@ class Buffer:
         )
         self._pos = nxt
         self._steps += 1
-        return value, y
-
-    def _vjp(self, i, z, y, g, q):
-        """``g * f'(z)`` for layer ``i``: over ``g`` (a buffer of this step) where the activation has
-        an in-place form, else its pure form."""
-        act = self._acts[i]
-        if act.vjp_out is None:
-            return act.vjp(z, y, g, xp=self._xp)
-        # g is this step's buffer, or a new array an op's pure form just made: either is ours to write
-        return act.vjp_out(self._ops, z, y, g, q)
+        return value, outs[-1]
 
     def run(self, X, t, lrs, track_acc):
         """Full-batch epochs with no Python between them but the step and reading the loss back (which
