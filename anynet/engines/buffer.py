@@ -41,7 +41,8 @@ class Buffer:
         self._shapes = [(W.shape, None if b is None else b.shape) for W, b in layers]
         self._like = layers[0][0]
         # Own copies: the arrays the caller still holds are never written.
-        self._flats = [self._pack(layers) for _ in range(3)]
+        first = self._pack(layers)
+        self._flats = [first, ops.empty_like(first), ops.empty_like(first)]  # the other two: written before read
         self._ring = [self._views(f) for f in self._flats]
         self._pos = 0
         self._start = 0  # the ring slot this fit started from, while it is still intact
