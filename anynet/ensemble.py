@@ -127,17 +127,14 @@ class Ensemble:
         return int(i) % k
 
     def _member(self, i: int) -> Network:
-        net = Network.__new__(Network)
-        net.__dict__.update(self._net.__dict__)
-        net.layers = [(W[i, ...], None if b is None else b[i, 0, ...]) for W, b in self._layers]
+        net = self._net.with_layers([(W[i, ...], None if b is None else b[i, 0, ...]) for W, b in self._layers])
         net.seed = self.seeds[i]
         net.history = self.histories[i]
         net.epochs_trained = self.epochs_trained
         net.metadata = dict(self.metadata)
-        net._opt = net._opt_state = None
+        net.set_optimizer(None, None)
         if self._opts is not None and self._opt_state is not None:
-            net._opt = self._opts[i]
-            net._opt_state = _slice_state(self._opt_state, i)
+            net.set_optimizer(self._opts[i], _slice_state(self._opt_state, i))
         return net
 
     def best(self, metric: str = "val_loss") -> Network:

@@ -510,7 +510,7 @@ class Network:
                 device=net.device,
                 native=net._native,
                 rng=np.random.default_rng(seed),
-                view=net._with_layers,
+                view=net.with_layers,
                 w=w,
             )
         # Commit: everything above could still refuse; from here the fit has happened.
@@ -524,8 +524,9 @@ class Network:
             raise result.error
         return result.history
 
-    def _with_layers(self, layers: Any) -> Network:
-        """A shallow copy of this network holding ``layers``: what a callback sees mid-fit."""
+    def with_layers(self, layers: Any) -> Network:
+        """A shallow copy of this network (configuration, place, classes) holding ``layers``
+        (``[(W, b | None), ...]`` on its backend): what a callback sees mid-fit."""
         view = Network.__new__(Network)
         view.__dict__.update(self.__dict__)
         view.layers = layers
