@@ -1,7 +1,7 @@
 """anynet: a small neural-network library whose forward pass, backprop and update are written once
 against the Python Array API standard, and run on NumPy, CuPy, PyTorch, JAX, Dask and array-api-strict."""
 
-from . import activations, losses, optimizers, plot
+from . import activations, engines, losses, optimizers, plot
 from .backend import BackendError, backends, to_numpy, use
 from .ensemble import Ensemble
 from .io import CheckpointError, load, save
@@ -20,6 +20,7 @@ __all__ = [
     "__version__",
     "activations",
     "backends",
+    "engines",
     "load",
     "losses",
     "optimizers",
