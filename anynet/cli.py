@@ -64,18 +64,20 @@ def _place(backend: str | None, device: str | None) -> tuple[str, str | None]:
     """The backend and device to run on, checked before any data moves: a missing library or an
     absent GPU becomes a message that says what to do."""
     name = backend if backend is not None else B.default_backend()[0]
-    try:
-        found = B.devices(name)
-    except B.BackendError as exc:
-        msg = f"{exc}; `anynet backends` lists what this machine has"
-        raise UserError(msg) from None
-    wants_gpu = B.BACKENDS[name].gpu_only or str(device or "").strip().lower().startswith(("cuda", "gpu"))
-    if wants_gpu and B.BACKENDS[name].cpu_only:
+    wants_gpu = name in B.BACKENDS and (
+        B.BACKENDS[name].gpu_only or str(device or "").strip().lower().startswith(("cuda", "gpu"))
+    )
+    if wants_gpu and B.BACKENDS[name].cpu_only:  # a fact of the backend: said before its library is looked for
         msg = (
             f"--device {device}: the {name} backend runs on the CPU only; for a CUDA GPU use --backend torch "
             "or --backend cupy. `anynet backends` lists what this machine has"
         )
         raise UserError(msg)
+    try:
+        found = B.devices(name)
+    except B.BackendError as exc:
+        msg = f"{exc}; `anynet backends` lists what this machine has"
+        raise UserError(msg) from None
     if wants_gpu and not any(d.startswith("cuda") for d in found):
         asked = f"--device {device}" if device else f"--backend {name}"
         msg = (

@@ -109,7 +109,11 @@ def select(
                 if _refusal(cls, backend, acts, loss, opt, weighted, sparse) is None:
                     return cls
         return REGISTRY["reference"].load()
-    cls = REGISTRY[engine].load()
+    try:
+        cls = REGISTRY[engine].load()
+    except ImportError as exc:  # e.g. the compiled engine without JAX installed
+        msg = f"engine={asked!r} cannot run this: it needs {exc.name or 'a library'}, which is not installed ({exc})"
+        raise ValueError(msg) from None
     reason = _refusal(cls, backend, acts, loss, opt, weighted, sparse)
     if reason is not None:
         msg = f"engine={asked!r} cannot run this: {reason}; use engine='auto' or engine='reference'"
