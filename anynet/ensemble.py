@@ -266,20 +266,8 @@ class Ensemble:
         t, classes = net._targets(t, n, plan.loss, options.get("classes"))
         xp = net.xp
         Xv = tv = None
-        if plan.validation_split:
-            n_val = max(1, round(n * plan.validation_split))
-            if n - n_val < 1:
-                msg = f"validation_split={plan.validation_split} leaves no training rows out of {n}"
-                raise ValueError(msg)
-            order = np.random.default_rng(self.seeds[0]).permutation(n)
-            val_idx = B.from_numpy(order[:n_val], net.backend, net._native)
-            tr_idx = B.from_numpy(order[n_val:], net.backend, net._native)
-            X, Xv, t, tv = (
-                xp.take(X, tr_idx, axis=0),
-                xp.take(X, val_idx, axis=0),
-                xp.take(t, tr_idx, axis=0),
-                xp.take(t, val_idx, axis=0),
-            )
+        if plan.validation_split:  # the same held-out rows for every member, drawn from the first one's seed
+            X, t, _, Xv, tv = net._split(X, t, None, plan.validation_split, self.seeds[0])
         elif Xv_in is not None:
             Xv = net._input(Xv_in, "X_val")
             tv, _ = net._targets(tv_in, Xv.shape[0], plan.loss, classes, label="t_val")

@@ -464,23 +464,7 @@ class Network:
         xp = net.xp
         Xv = tv = None
         if plan.validation_split:
-            n_val = max(1, round(n * plan.validation_split))
-            if n - n_val < 1:
-                msg = f"validation_split={plan.validation_split} leaves no training rows out of {n}"
-                raise ValueError(msg)
-            order = np.random.default_rng(net.seed).permutation(n)
-            if on is not None:  # Dask indexes with host integers and keeps the chunk sizes known
-                val_idx, tr_idx = order[:n_val], order[n_val:]
-            else:
-                val_idx = B.from_numpy(order[:n_val], net.backend, net._native)
-                tr_idx = B.from_numpy(order[n_val:], net.backend, net._native)
-            X, Xv, t, tv = (
-                sparse.take_rows(X, tr_idx, xp),
-                sparse.take_rows(X, val_idx, xp),
-                xp.take(t, tr_idx, axis=0),
-                xp.take(t, val_idx, axis=0),
-            )
-            w = None if w is None else xp.take(w, tr_idx, axis=0)
+            X, t, w, Xv, tv = net._split(X, t, w, plan.validation_split, net.seed, host_index=on is not None)
         elif Xv_in is not None and on is not None:
             Xv, tv, _ = net._cluster_data(on, Xv_in, tv_in, plan.loss, classes, "X_val", "t_val")
         elif Xv_in is not None:
@@ -523,6 +507,28 @@ class Network:
         if result.error is not None:
             raise result.error
         return result.history
+
+    def _split(self, X: Any, t: Any, w: Any, fraction: float, seed: Any, *, host_index: bool = False) -> tuple:
+        """``validation_split``: a seeded random ``fraction`` of the rows of ``X``, ``t`` (and ``w``) held
+        out, as ``(X, t, w, X_val, t_val)``. ``host_index``: index with host integers (Dask keeps its
+        chunk sizes known so)."""
+        n = X.shape[0]
+        n_val = max(1, round(n * fraction))
+        if n - n_val < 1:
+            msg = f"validation_split={fraction} leaves no training rows out of {n}"
+            raise ValueError(msg)
+        order = np.random.default_rng(seed).permutation(n)
+        val_idx, tr_idx = order[:n_val], order[n_val:]
+        if not host_index:
+            val_idx, tr_idx = (B.from_numpy(i, self.backend, self._native) for i in (val_idx, tr_idx))
+        xp = self.xp
+        return (
+            sparse.take_rows(X, tr_idx, xp),
+            xp.take(t, tr_idx, axis=0),
+            None if w is None else xp.take(w, tr_idx, axis=0),
+            sparse.take_rows(X, val_idx, xp),
+            xp.take(t, val_idx, axis=0),
+        )
 
     def with_layers(self, layers: Any) -> Network:
         """A shallow copy of this network (configuration, place, classes) holding ``layers``

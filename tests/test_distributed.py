@@ -156,6 +156,19 @@ def test_validation_and_callbacks_run_on_the_cluster(client, spy):
     np.testing.assert_allclose(seen[4:], seen[:4], rtol=1e-12)  # the callbacks saw the same losses
 
 
+def test_validation_split_holds_out_the_rows_one_process_holds_out(client, spy):
+    X, labels = data()
+    t = (labels > 0).astype(float).reshape(-1, 1)
+    options = {"epochs": 3, "verbose": 0, "validation_split": 0.2}
+    ref = net_of(backend="numpy")
+    ref.fit(X, t, **options)
+    net = net_of()
+    history = net.fit(chunked(X), chunked(t), client=client, **options)
+    assert len(spy) == 3
+    assert_close(net, ref)
+    np.testing.assert_allclose(history.val_loss, ref.history.val_loss, rtol=1e-12)
+
+
 def test_the_default_client_is_found_and_without_one_dask_stays_lazy(client, spy):
     X, labels = data(60)
     t = (labels > 0).astype(float).reshape(-1, 1)
