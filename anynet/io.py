@@ -107,10 +107,16 @@ def save(net: Network | Ensemble, path: str | os.PathLike) -> Path:
         "metadata": net.metadata,
         "history": history,
     }
+    return _write(path, config, arrays, "net")
+
+
+def _write(path: Path, config: dict, arrays: dict[str, np.ndarray], owner: str) -> Path:
+    """The configuration (JSON) beside ``arrays``, written to ``path`` atomically; ``owner`` names
+    whose ``metadata`` is at fault when the configuration is not JSON."""
     try:
         text = json.dumps(config)
     except TypeError as exc:
-        msg = f"net.metadata must hold only JSON values (str, numbers, lists, dicts): {exc}"
+        msg = f"{owner}.metadata must hold only JSON values (str, numbers, lists, dicts): {exc}"
         raise TypeError(msg) from None
     arrays[CONFIG_KEY] = np.asarray(text)
 
@@ -161,19 +167,7 @@ def _save_ensemble(ens: Ensemble, path: str | os.PathLike) -> Path:
         "histories": histories,
         "diverged": {str(i): why for i, why in ens.diverged.items()},
     }
-    try:
-        text = json.dumps(config)
-    except TypeError as exc:
-        msg = f"ens.metadata must hold only JSON values (str, numbers, lists, dicts): {exc}"
-        raise TypeError(msg) from None
-    arrays[CONFIG_KEY] = np.asarray(text)
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-
-    atomic_write(path, write)
-    return path
+    return _write(path, config, arrays, "ens")
 
 
 def writable_path(path: str | os.PathLike, label: str, example: str) -> Path:
