@@ -46,6 +46,22 @@ def same_place(**arrays: Any) -> tuple[str, str] | None:
     return next(iter(placed), None)
 
 
+def check_shape(shape: Any, label: str, *, features: int | None = None, kind: str = "") -> None:
+    """A ValueError unless ``shape`` is 2-D, with at least one row and (when given) ``features``
+    columns; ``kind`` names the container in the message (``"a sparse array of "``)."""
+    shape = tuple(shape)
+    if len(shape) != 2:
+        hint = f"; reshape a single feature with {label}.reshape(-1, 1)" if len(shape) == 1 else ""
+        msg = f"{label} must be 2-D (n_samples, n_features), got {kind}shape {shape}{hint}"
+        raise ValueError(msg)
+    if shape[0] == 0:
+        msg = f"{label} is empty (shape {shape}); need at least one row"
+        raise ValueError(msg)
+    if features is not None and shape[1] != features:
+        msg = f"{label} has {shape[1]} features but the network expects {features}"
+        raise ValueError(msg)
+
+
 def host_2d(
     x: Any, label: str, *, allow_1d: bool = False, features: int | None = None, dtype: str | None = None
 ) -> np.ndarray:
@@ -60,16 +76,7 @@ def host_2d(
         raise TypeError(msg)
     if a.ndim == 1 and allow_1d:
         return a
-    if a.ndim != 2:
-        hint = f"; reshape a single feature with {label}.reshape(-1, 1)" if a.ndim == 1 else ""
-        msg = f"{label} must be 2-D (n_samples, n_features), got shape {a.shape}{hint}"
-        raise ValueError(msg)
-    if a.shape[0] == 0:
-        msg = f"{label} is empty (shape {a.shape}); need at least one row"
-        raise ValueError(msg)
-    if features is not None and a.shape[1] != features:
-        msg = f"{label} has {a.shape[1]} features but the network expects {features}"
-        raise ValueError(msg)
+    check_shape(a.shape, label, features=features)
     if a.shape[1] == 0:
         msg = f"{label} has no columns (shape {a.shape}); need at least one"
         raise ValueError(msg)

@@ -69,11 +69,7 @@ def save(net: Network | Ensemble, path: str | os.PathLike) -> Path:
         msg = f"save expects an anynet.Network or anynet.Ensemble, got {type(net).__name__}"
         raise TypeError(msg)
     path = writable_path(path, f"cannot save to {str(path)!r}", "model.npz")
-    arrays: dict[str, np.ndarray] = {}
-    for i, (W, b) in enumerate(net.layers):
-        arrays[f"W{i}"] = B.to_numpy(W)
-        if b is not None:
-            arrays[f"b{i}"] = B.to_numpy(b)
+    arrays = _layer_arrays(net.layers)
     opt = None
     # an optimizer of the user's own is not saved: a checkpoint must load without its code
     if type(net.optimizer) in optimizers.OPTIMIZERS.values() and net.optimizer_state is not None:
@@ -110,6 +106,16 @@ def save(net: Network | Ensemble, path: str | os.PathLike) -> Path:
     return _write(path, config, arrays, "net")
 
 
+def _layer_arrays(layers: Any) -> dict[str, np.ndarray]:
+    """``W{i}`` and ``b{i}`` of ``[(W, b | None), ...]`` as host arrays, the checkpoint's names."""
+    arrays: dict[str, np.ndarray] = {}
+    for i, (W, b) in enumerate(layers):
+        arrays[f"W{i}"] = B.to_numpy(W)
+        if b is not None:
+            arrays[f"b{i}"] = B.to_numpy(b)
+    return arrays
+
+
 def _write(path: Path, config: dict, arrays: dict[str, np.ndarray], owner: str) -> Path:
     """The configuration (JSON) beside ``arrays``, written to ``path`` atomically; ``owner`` names
     whose ``metadata`` is at fault when the configuration is not JSON."""
@@ -133,11 +139,7 @@ def _save_ensemble(ens: Ensemble, path: str | os.PathLike) -> Path:
     ``(members, n_in, n_out)``, ``b{i}`` ``(members, 1, n_out)``, and each member's history has its own
     entries ``history.{member}.{series}``."""
     path = writable_path(path, f"cannot save to {str(path)!r}", "ensemble.npz")
-    arrays: dict[str, np.ndarray] = {}
-    for i, (W, b) in enumerate(ens.layers):
-        arrays[f"W{i}"] = B.to_numpy(W)
-        if b is not None:
-            arrays[f"b{i}"] = B.to_numpy(b)
+    arrays = _layer_arrays(ens.layers)
     classes = None
     if ens.classes is not None:
         c = np.asarray(ens.classes)

@@ -10,7 +10,7 @@ import numpy as np
 from . import activations, core, losses, sparse
 from . import backend as B
 from . import init as initialisers
-from ._validate import all_finite, host_2d, kind_of, not_finite_message, same_place, sample_weights
+from ._validate import all_finite, check_shape, host_2d, kind_of, not_finite_message, same_place, sample_weights
 from .tree import tree_map
 
 
@@ -263,15 +263,7 @@ class Network:
         if not xp.isdtype(X.dtype, ("real floating", "integral", "bool")):
             msg = f"{label} must be numeric (float, int or bool), got dtype {X.dtype}"
             raise TypeError(msg)
-        if X.ndim != 2:
-            msg = f"{label} must be 2-D (n_samples, n_features), got shape {tuple(X.shape)}"
-            raise ValueError(msg)
-        if X.shape[0] == 0:
-            msg = f"{label} is empty (shape {tuple(X.shape)}); need at least one row"
-            raise ValueError(msg)
-        if X.shape[1] != self.n_in:
-            msg = f"{label} has {X.shape[1]} features but the network expects {self.n_in}"
-            raise ValueError(msg)
+        check_shape(X.shape, label, features=self.n_in)
         with np.errstate(over="ignore"):  # NumPy-based backends warn on an overflowing cast; reported below
             cast = X if X.dtype == self.dtype else xp.astype(X, self.dtype)
             if not all_finite(cast, xp):

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from ._validate import check_shape
+
 #: the backends whose training takes a SciPy sparse ``X``
 BACKENDS = ("numpy",)
 
@@ -28,15 +30,7 @@ def check(X: Any, *, n_in: int, backend: str, dtype: str, label: str = "X") -> A
             f"only, but this model computes on {backend!r}; use backend='numpy', or pass {label}.toarray()"
         )
         raise ValueError(msg)
-    if X.ndim != 2:
-        msg = f"{label} must be 2-D (n_samples, n_features), got a sparse array of shape {X.shape}"
-        raise ValueError(msg)
-    if X.shape[0] == 0:
-        msg = f"{label} is empty (shape {X.shape}); need at least one row"
-        raise ValueError(msg)
-    if X.shape[1] != n_in:
-        msg = f"{label} has {X.shape[1]} features but the network expects {n_in}"
-        raise ValueError(msg)
+    check_shape(X.shape, label, features=n_in, kind="a sparse array of ")
     if X.dtype == object or X.dtype.kind not in "biuf":
         msg = f"{label} must be numeric (float, int or bool), got dtype {X.dtype}"
         raise TypeError(msg)

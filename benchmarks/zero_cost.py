@@ -109,116 +109,31 @@ def _contenders(backends: list[str], xor_steps: int, large_steps: int) -> list[c
         for a, b in itertools.pairwise(LARGE)
     ]
     job = peers.MLPJob("sgd", LARGE_LR, BATCH, epochs=1)
-    host = lambda out: {"params": _host(out)}  # noqa: E731
+
+    def row(name: str, build, steps: int, kind: str) -> common.Contender:
+        backend = name.split()[0]
+        sync = (lambda out: common.block("jax", out)) if backend == "jax" else common._no_sync
+        host = lambda out: {"params": _host(out)}  # noqa: E731
+        return common.Contender(name, build, steps, kind=kind, host=host, cap=False, backend=backend, sync=sync)
+
     rows = [
-        common.Contender(
-            "numpy xor: seed loop by hand",
-            lambda s: peers.seed_xor(XOR_X, XOR_T, W1, W2, s),
-            xor_steps,
-            kind="ref",
-            host=host,
-            cap=False,
-            backend="numpy",
-        ),
-        common.Contender(
-            "numpy xor: anynet",
-            lambda s: _anynet_xor("numpy", W1, W2, s),
-            xor_steps,
-            kind="anynet",
-            host=host,
-            cap=False,
-            backend="numpy",
-        ),
-        common.Contender(
-            "numpy large: by hand",
-            lambda s: peers.numpy_mlp(X, T, params, job),
-            large_steps,
-            kind="ref",
-            host=host,
-            cap=False,
-            backend="numpy",
-        ),
-        common.Contender(
-            "numpy large: anynet",
-            lambda s: _anynet_large("numpy", X, T, params, s),
-            large_steps,
-            kind="anynet",
-            host=host,
-            cap=False,
-            backend="numpy",
-        ),
+        row("numpy xor: seed loop by hand", lambda s: peers.seed_xor(XOR_X, XOR_T, W1, W2, s), xor_steps, "ref"),
+        row("numpy xor: anynet", lambda s: _anynet_xor("numpy", W1, W2, s), xor_steps, "anynet"),
+        row("numpy large: by hand", lambda s: peers.numpy_mlp(X, T, params, job), large_steps, "ref"),
+        row("numpy large: anynet", lambda s: _anynet_large("numpy", X, T, params, s), large_steps, "anynet"),
     ]
     if "torch" in backends:
         rows += [
-            common.Contender(
-                "torch xor: seed loop by hand",
-                lambda s: peers.torch_xor(XOR_X, XOR_T, W1, W2, s),
-                xor_steps,
-                kind="ref",
-                host=host,
-                cap=False,
-                backend="torch",
-            ),
-            common.Contender(
-                "torch xor: anynet",
-                lambda s: _anynet_xor("torch", W1, W2, s),
-                xor_steps,
-                kind="anynet",
-                host=host,
-                cap=False,
-                backend="torch",
-            ),
-            common.Contender(
-                "torch large: by hand",
-                lambda s: peers.torch_mlp(X, T, params, job),
-                large_steps,
-                kind="ref",
-                host=host,
-                cap=False,
-                backend="torch",
-            ),
-            common.Contender(
-                "torch large: anynet",
-                lambda s: _anynet_large("torch", X, T, params, s),
-                large_steps,
-                kind="anynet",
-                host=host,
-                cap=False,
-                backend="torch",
-            ),
+            row("torch xor: seed loop by hand", lambda s: peers.torch_xor(XOR_X, XOR_T, W1, W2, s), xor_steps, "ref"),
+            row("torch xor: anynet", lambda s: _anynet_xor("torch", W1, W2, s), xor_steps, "anynet"),
+            row("torch large: by hand", lambda s: peers.torch_mlp(X, T, params, job), large_steps, "ref"),
+            row("torch large: anynet", lambda s: _anynet_large("torch", X, T, params, s), large_steps, "anynet"),
         ]
     if "jax" in backends:
         rows += [
-            common.Contender(
-                "jax xor: anynet",
-                lambda s: _anynet_xor("jax", W1, W2, s),
-                xor_steps,
-                kind="anynet",
-                host=host,
-                cap=False,
-                backend="jax",
-                sync=lambda out: common.block("jax", out),
-            ),
-            common.Contender(
-                "jax large: jitted by hand",
-                lambda s: peers.jax_mlp(X, T, params, job),
-                large_steps,
-                kind="ref",
-                host=host,
-                cap=False,
-                backend="jax",
-                sync=lambda out: common.block("jax", out),
-            ),
-            common.Contender(
-                "jax large: anynet",
-                lambda s: _anynet_large("jax", X, T, params, s),
-                large_steps,
-                kind="anynet",
-                host=host,
-                cap=False,
-                backend="jax",
-                sync=lambda out: common.block("jax", out),
-            ),
+            row("jax xor: anynet", lambda s: _anynet_xor("jax", W1, W2, s), xor_steps, "anynet"),
+            row("jax large: jitted by hand", lambda s: peers.jax_mlp(X, T, params, job), large_steps, "ref"),
+            row("jax large: anynet", lambda s: _anynet_large("jax", X, T, params, s), large_steps, "anynet"),
         ]
     return rows
 
