@@ -70,7 +70,8 @@ def _relu(z, *, xp):
 
 
 def _relu_vjp(z, y, g, *, xp):
-    return xp.where(z > 0, g, xp.zeros_like(g))
+    # a scalar 0 (standard since 2024.12): NumPy's where with a zeros_like array costs twice as much
+    return xp.where(z > 0, g, 0.0)
 
 
 def _relu_out(ops, z, out):

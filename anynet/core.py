@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .losses import l2
+from .losses import l2, rows
 
 Layers = list  # [(W, b | None), ...]
 
@@ -83,7 +83,8 @@ def loss_and_grads(
     ``alpha`` adds scikit-learn's L2 penalty ``0.5 * alpha * sum(W**2) / n`` (biases are not penalised);
     for a stack it may be one value per member, ``(k, 1, 1)``.
     ``w``: ``(n, 1)`` per-row weights (scikit-learn's ``sample_weight``): the loss becomes the weighted
-    mean ``Σ w·l / Σ w`` and the penalty is divided by ``Σ w`` instead of ``n``, as scikit-learn's.
+    mean ``Σ w·l / Σ w`` and the penalty is divided by ``Σ w`` instead of ``n``, as scikit-learn's. For
+    a stack, ``w`` may be ``(..., n, 1)``: each member's own rows (a fold's mask), one sum per member.
     ``X`` may be a SciPy sparse matrix on NumPy: the first layer's ``X @ W`` and ``X.T @ grad_z`` are
     the sparse products.
     """
@@ -92,7 +93,7 @@ def loss_and_grads(
     value = loss.value(z, y, t, xp=xp, w=w)
     grads = backward(layers, cache, output_grad(z, y, t, act=acts[-1], loss=loss, w=w, xp=xp), acts=acts, xp=xp)
     if not (isinstance(alpha, (int, float)) and alpha == 0):
-        penalty, grads = l2(layers, grads, alpha / (X.shape[0] if w is None else xp.sum(w)), xp=xp)
+        penalty, grads = l2(layers, grads, alpha / rows(X, w, xp=xp, keepdims=True), xp=xp)
         value = value + penalty
     return value, grads, y
 

@@ -9,7 +9,7 @@ A loss owns all its forms, side by side:
   values are computed from the logits ``z``, which is exact and never takes the log of a rounded
   probability. ``w``: ``(n, 1)`` per-row weights, scikit-learn's ``sample_weight``: each row's term is
   multiplied by its weight and a mean over rows becomes the weighted mean ``Σ w·l / Σ w`` (a sum
-  stays a sum).
+  stays a sum). For a stack, ``w`` may also be ``(..., n, 1)``, one set of rows per member.
 - optionally in place, for the buffer engine: ``grad_out(ops, z, y, t, g) -> value`` writes the
   unweighted gradient (``grad_z`` if the loss has a fused one, else ``grad_y``) into the buffer ``g``
   and returns the value. ``ops`` is ``anynet.backend.BufferOps``. Without it, or with row weights,
@@ -40,9 +40,24 @@ class Loss:
     grad_out: Callable[..., Any] | None = None
 
 
+def rows(t, w, *, xp, keepdims=False):
+    """What a mean over rows divides by: ``n``, or ``Σ w`` for weighted rows. Row weights ``(n, 1)``
+    are shared by a stack's members; stacked ones ``(..., n, 1)`` (each member its own rows, as a
+    cross-validation fold's mask) give one sum per member, ``(...)``, or ``(..., 1, 1)`` with
+    ``keepdims`` (for scaling a gradient)."""
+    if w is None:
+        return t.shape[-2]
+    if w.ndim == 2:
+        return xp.sum(w)
+    return xp.sum(w, axis=(-2, -1), keepdims=keepdims)
+
+
 def _n(t, w, xp):
-    """What a mean over rows divides by: ``n``, or ``Σ w`` for weighted rows."""
-    return t.shape[-2] if w is None else xp.sum(w)
+    return rows(t, w, xp=xp)
+
+
+def _n_grad(t, w, xp):
+    return rows(t, w, xp=xp, keepdims=True)
 
 
 def _total(a, *, xp):
@@ -68,11 +83,11 @@ def _mse(z, y, t, *, xp, w=None):
     d = y - t
     if w is None:
         return xp.mean(d * d, axis=(-2, -1))
-    return _total(w * (d * d), xp=xp) / (xp.sum(w) * t.shape[-1])
+    return _total(w * (d * d), xp=xp) / (_n(t, w, xp) * t.shape[-1])
 
 
 def _mse_grad(y, t, *, xp, w=None):
-    return (2 / (_n(t, w, xp) * t.shape[-1])) * _w(y - t, w)
+    return (2 / (_n_grad(t, w, xp) * t.shape[-1])) * _w(y - t, w)
 
 
 def _half_mse(z, y, t, *, xp, w=None):
@@ -81,7 +96,7 @@ def _half_mse(z, y, t, *, xp, w=None):
 
 
 def _half_mse_grad(y, t, *, xp, w=None):
-    return (1 / _n(t, w, xp)) * _w(y - t, w)
+    return (1 / _n_grad(t, w, xp)) * _w(y - t, w)
 
 
 def _bce(z, y, t, *, xp, w=None):
@@ -104,7 +119,7 @@ def _poisson(z, y, t, *, xp, w=None):
 
 
 def _fused_grad(y, t, *, xp, w=None):
-    return (1 / _n(t, w, xp)) * _w(y - t, w)
+    return (1 / _n_grad(t, w, xp)) * _w(y - t, w)
 
 
 # --------------------------------------------------------------------------- in-place forms
@@ -152,9 +167,10 @@ def _ce_out(ops, z, y, t, g):
 def l2(layers, grads, scale, *, xp):
     """scikit-learn's L2 penalty, ``scale = alpha / n``: the value ``0.5 * scale * ΣW²`` to add to the
     loss and the gradients with ``scale * W`` added (biases are not penalised), as new arrays. For a
-    stack, ``scale`` may be ``(k, 1, 1)`` and the value is per member."""
+    stack, ``scale`` may be ``(k, 1, 1)`` (or ``(G, m, 1, 1)``, ``(G, 1, 1, 1)``) and the value is per member."""
     squares = sum(_total(W * W, xp=xp) for W, _ in layers)
-    value = 0.5 * (xp.reshape(scale, squares.shape) if getattr(scale, "ndim", 0) else scale) * squares
+    # a per-member scale (..., 1, 1) drops its two matrix axes to meet the per-member sums
+    value = 0.5 * (scale[..., 0, 0] if getattr(scale, "ndim", 0) >= 2 else scale) * squares
     grads = [(gw + scale * W, gb) for (W, _), (gw, gb) in zip(layers, grads, strict=True)]
     return value, grads
 

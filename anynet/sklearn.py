@@ -36,7 +36,7 @@ from .defaults import loss_for
 from .network import Network
 from .tree import tree_map
 
-__all__ = ["MLPClassifier", "MLPRegressor"]
+__all__ = ["MLPClassifier", "MLPRegressor", "MLPSearchCV"]
 
 #: scikit-learn's output activation names -> anynet's, and the loss each pairs with
 _OUTPUT = {
@@ -362,12 +362,7 @@ class _BaseMLP(BaseEstimator):
         self.n_outputs_ = T.shape[1]
         self.n_layers_ = len(layer_units)
         self.out_activation_ = self._output_activation()
-        factor = 2.0 if self.activation == "logistic" else 6.0  # Glorot's advice for the logistic
-        weights, biases = [], []
-        for fan_in, fan_out in pairwise(layer_units):
-            bound = np.sqrt(factor / (fan_in + fan_out))
-            weights.append(rs.uniform(-bound, bound, (fan_in, fan_out)))
-            biases.append(rs.uniform(-bound, bound, fan_out))
+        weights, biases = _glorot(layer_units, self.activation, rs)
         backend, device = place if place is not None else (self.backend, self.device)
         out, _ = _OUTPUT[self.out_activation_]
         dtype = self.dtype if self.dtype is not None else _dtype_like(x_dtype, backend)
@@ -860,6 +855,17 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 # --------------------------------------------------------------------------- helpers
 
 
+def _glorot(layer_units: list[int], activation: str, rs) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """scikit-learn's initial weights and biases, drawn from ``rs`` in its order."""
+    factor = 2.0 if activation == "logistic" else 6.0  # Glorot's advice for the logistic
+    weights, biases = [], []
+    for fan_in, fan_out in pairwise(layer_units):
+        bound = np.sqrt(factor / (fan_in + fan_out))
+        weights.append(rs.uniform(-bound, bound, (fan_in, fan_out)))
+        biases.append(rs.uniform(-bound, bound, fan_out))
+    return weights, biases
+
+
 def _host(a: Any) -> Any:
     return None if a is None else B.to_numpy(a)
 
@@ -950,3 +956,6 @@ def _net_from_host(state: dict) -> Network:
     net.epochs_trained = state["epochs_trained"]
     net.set_optimizer(state["optimizer"], state["opt_state"])
     return net
+
+
+from ._search import MLPSearchCV  # noqa: E402 - it builds on the estimators above

@@ -3,10 +3,13 @@
 Their parameters are stacked on a leading axis (``W``: ``(k, n_in, n_out)``, ``b``: ``(k, 1, n_out)``)
 and each step is the core's own math on the stack, so member ``i`` computes what the reference engine
 computes for network ``i`` alone; ``lr`` and ``alpha`` are numbers or ``(k, 1, 1)`` arrays, one per
-member. It runs on every backend; on JAX each step is one jitted call, and ``run`` trains many
-full-batch epochs in one compiled ``lax.scan``, in which a member whose loss turns non-finite stops
-moving (keeping, in ``last_finite``, the weights that produced its last finite loss) while the others
-go on.
+member. More leading axes work the same way: ``anynet.sklearn.MLPSearchCV`` stacks ``(G, m, n_in, n_out)``
+with a batch ``(G, 1, n, n_in)`` per group of members that share their rows, and row weights
+``(G, 1, n, 1)`` masking each group's padding.
+
+It runs on every backend; on JAX each step is one jitted call, and ``run`` trains many full-batch
+epochs in one compiled ``lax.scan``, in which a member whose loss turns non-finite stops moving
+(keeping, in ``last_finite``, the weights that produced its last finite loss) while the others go on.
 """
 
 from __future__ import annotations
@@ -23,9 +26,9 @@ def _jit(acts, loss, opt, penalised):
     import jax
     import jax.numpy as jnp
 
-    def step(layers, state, X, t, lr, alpha):
+    def step(layers, state, X, t, lr, alpha, w):
         alpha = alpha if penalised else 0.0
-        value, grads, y = core.loss_and_grads(layers, X, t, acts=acts, loss=loss, alpha=alpha, xp=jnp)
+        value, grads, y = core.loss_and_grads(layers, X, t, acts=acts, loss=loss, alpha=alpha, w=w, xp=jnp)
         layers, state = opt.step(layers, grads, state, lr, xp=jnp)
         return layers, state, value, y
 
@@ -69,6 +72,7 @@ _run_cached = functools.lru_cache(maxsize=64)(_run)
 
 class Stacked:
     name = "stacked"
+    row_weights = True  # through step: ``(n, 1)`` shared, or ``(..., n, 1)`` per member
 
     @staticmethod
     def refuses(backend, acts, loss, opt):
@@ -133,12 +137,12 @@ class Stacked:
         )
         return np.asarray(values, dtype=float), np.asarray(correct, dtype=float)
 
-    def step(self, X, t, lr):
+    def step(self, X, t, lr, w=None):
         if self._fn is not None:
-            self.layers, self._state, value, y = self._fn(self.layers, self._state, X, t, lr, self._alpha)
+            self.layers, self._state, value, y = self._fn(self.layers, self._state, X, t, lr, self._alpha, w)
             return value, y
         value, grads, y = core.loss_and_grads(
-            self.layers, X, t, acts=self._acts, loss=self._loss, alpha=self._alpha, xp=self._xp
+            self.layers, X, t, acts=self._acts, loss=self._loss, alpha=self._alpha, w=w, xp=self._xp
         )
         self.layers, self._state = self._opt.step(self.layers, grads, self._state, lr, xp=self._xp)
         return value, y

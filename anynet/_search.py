@@ -1,0 +1,501 @@
+"""``MLPSearchCV``: scikit-learn's ``GridSearchCV`` for anynet's MLPs, with the fits trained as stacks.
+
+A grid of ``lr × alpha × seed`` with 5-fold cross-validation is 135 small fits; one after another they
+spend their time in per-call overhead, not arithmetic. Here every candidate × fold whose shapes agree
+trains in one stack: candidates that share every parameter but ``learning_rate_init``, ``alpha``,
+``momentum`` and ``random_state`` stack their networks ``(G, m, n_in, n_out)``. Each of the ``G`` groups
+is one fold with one shuffle seed, so its ``m`` members see the same rows: a step gathers one batch per
+group, ``(G, 1, b, n_in)``, from the single copy of ``X`` (a fold is a set of row indices, never a copy
+of the data), and row weights mask the padding where the groups' batches differ in length.
+
+Each member takes exactly the steps ``clone(estimator).set_params(**params).fit(X[train], y[train])``
+takes: the same Glorot draws from ``random_state``, the same shuffled batches, the same per-epoch loss
+and stopping rule (scikit-learn's ``tol``/``n_iter_no_change``). So ``cv_results_`` holds the scores
+``GridSearchCV`` would compute, to rounding, and the search picks the same ``best_params_``. Candidates
+that cannot stack (``solver="lbfgs"``, ``early_stopping=True``, an ``"invscaling"`` or ``"adaptive"``
+learning rate, sparse ``X``, the Dask backend, or folds that miss a class) train one by one, exactly as
+``GridSearchCV`` trains them.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import warnings
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+from sklearn.base import _fit_context, clone, is_classifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV, ParameterGrid, check_cv
+from sklearn.model_selection._validation import (
+    _fit_and_score,
+    _insert_error_scores,
+    _score,
+    _warn_or_raise_about_fit_failures,
+)
+from sklearn.utils import check_random_state
+from sklearn.utils.metaestimators import _safe_split
+from sklearn.utils.multiclass import unique_labels
+from sklearn.utils.validation import indexable
+
+from . import activations, engines, losses, optimizers, sparse
+from . import backend as B
+from ._validate import sample_weights
+from .sklearn import _OUTPUT, MLPClassifier, _BaseMLP, _glorot, _host, _on
+
+__all__ = ["MLPSearchCV"]
+
+#: the estimator parameters that may differ between the members of one stack
+PER_MEMBER = ("learning_rate_init", "alpha", "momentum", "random_state", "verbose")
+
+
+class MLPSearchCV(GridSearchCV):
+    """``GridSearchCV`` over anynet's ``MLPClassifier``/``MLPRegressor``, training the candidates × folds
+    of each stack at once.
+
+    Takes ``GridSearchCV``'s parameters (``estimator``, ``param_grid``, ``scoring``, ``refit``, ``cv``,
+    ``verbose``, ``error_score``, ``return_train_score``; ``n_jobs`` and ``pre_dispatch`` only reach
+    the candidates that train one by one) and gives its attributes: ``cv_results_``, ``best_params_``,
+    ``best_score_``, ``best_index_``, ``best_estimator_``, ``scorer_``, ``n_splits_``, ``refit_time_``,
+    ``multimetric_``, and ``predict``/``score``/... through the refitted best estimator.
+
+    ``fit(X, y, groups=None, sample_weight=None)``: ``groups`` goes to the splitter, ``sample_weight``
+    to each fit (its training rows). Every candidate's parameters are checked before any training.
+
+    Adds ``stacks_``: how the fits were trained, one dict per stack, ``{"candidates": [indices],
+    "fits": candidates × folds, "stacked": bool, "seconds": wall time}``. A stacked fit's
+    ``fit_time`` in ``cv_results_`` is its stack's time divided by the fits in it.
+    """
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y=None, *, groups=None, sample_weight=None):
+        """Run every candidate on every fold and refit the best; returns ``self``."""
+        base = self.estimator
+        if not isinstance(base, _BaseMLP):
+            msg = (
+                "MLPSearchCV searches anynet.sklearn.MLPClassifier or MLPRegressor, got "
+                f"{type(base).__name__}; use sklearn.model_selection.GridSearchCV for other estimators"
+            )
+            raise TypeError(msg)
+        candidates = list(ParameterGrid(self.param_grid))
+        if not candidates:
+            msg = "param_grid gives no candidates; give at least one parameter value"
+            raise ValueError(msg)
+        estimators = [_candidate(base, params) for params in candidates]  # each checked before training
+
+        scorers, refit_metric = self._get_scorers()
+        X, y = indexable(X, y)
+        cv = check_cv(self.cv, y, classifier=is_classifier(base))
+        splits = list(cv.split(X, y, groups))
+        self.n_splits_ = len(splits)
+        n = X.shape[0]
+        sw = None if sample_weight is None else sample_weights(_host(sample_weight), n)
+        fit_params = {} if sw is None else {"sample_weight": sw}
+        # as GridSearchCV: sample_weight also weighs the scores, where every scorer takes it
+        weigh_scores = sw is not None and getattr(self, "_check_scorers_accept_sample_weight", bool)()
+        score_params = {"sample_weight": sw} if weigh_scores else {}
+        if self.verbose > 0:
+            print(
+                f"Fitting {self.n_splits_} folds for each of {len(candidates)} candidates, "
+                f"totalling {len(candidates) * self.n_splits_} fits"
+            )
+
+        out: list[dict | None] = [None] * (len(candidates) * self.n_splits_)
+        self.stacks_ = []
+        stacks, alone = _plan(estimators, X)
+        context = _Data(base, estimators, X, y, splits, sw, score_params) if stacks else None
+        if context is not None and context.refused:
+            alone, stacks = sorted(alone + [i for key in stacks for i in stacks[key]]), {}
+        for members in stacks.values():
+            t0 = time.perf_counter()
+            results = _Stack(context, members, self, estimators).train()
+            for (c, f), result in results.items():
+                out[c * self.n_splits_ + f] = result
+            self.stacks_.append(
+                {
+                    "candidates": members,
+                    "fits": len(members) * self.n_splits_,
+                    "stacked": True,
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
+        for c in alone:
+            t0 = time.perf_counter()
+            for f, (train, test) in enumerate(splits):
+                out[c * self.n_splits_ + f] = _fit_and_score(
+                    clone(base),
+                    X,
+                    y,
+                    scorer=scorers,
+                    train=train,
+                    test=test,
+                    verbose=self.verbose,
+                    parameters=clone(candidates[c], safe=False),
+                    fit_params=fit_params,
+                    score_params=score_params,
+                    return_train_score=self.return_train_score,
+                    return_n_test_samples=True,
+                    return_times=True,
+                    error_score=self.error_score,
+                )
+            self.stacks_.append(
+                {"candidates": [c], "fits": self.n_splits_, "stacked": False, "seconds": time.perf_counter() - t0}
+            )
+
+        _warn_or_raise_about_fit_failures(out, self.error_score)
+        if callable(self.scoring):
+            _insert_error_scores(out, self.error_score)
+        results = self._format_results(candidates, self.n_splits_, out)
+        self.multimetric_ = isinstance(out[0]["test_scores"], dict)
+        if callable(self.scoring) and self.multimetric_:
+            self._check_refit_for_multimetric(out[0]["test_scores"])
+            refit_metric = self.refit
+        if self.refit or not self.multimetric_:
+            self.best_index_ = self._select_best_index(self.refit, refit_metric, results)
+            if not callable(self.refit):
+                self.best_score_ = results[f"mean_test_{refit_metric}"][self.best_index_]
+            self.best_params_ = results["params"][self.best_index_]
+        if self.refit:
+            self.best_estimator_ = clone(base).set_params(**clone(self.best_params_, safe=False))
+            t0 = time.time()
+            self.best_estimator_.fit(X, y, **fit_params)
+            self.refit_time_ = time.time() - t0
+            if hasattr(self.best_estimator_, "feature_names_in_"):
+                self.feature_names_in_ = self.best_estimator_.feature_names_in_
+        self.scorer_ = scorers._scorers if hasattr(scorers, "_scorers") else scorers
+        self.cv_results_ = results
+        return self
+
+
+def _candidate(base: _BaseMLP, params: dict) -> _BaseMLP:
+    """``base`` with ``params`` set and checked, as ``GridSearchCV`` would fit it; a name the
+    estimator does not have is an error here, before any training."""
+    valid = base.get_params()
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        msg = (
+            f"param_grid names {unknown}, which {type(base).__name__} does not have; its parameters are {sorted(valid)}"
+        )
+        raise ValueError(msg)
+    est = clone(base).set_params(**clone(params, safe=False))
+    est._validate_params()
+    return est
+
+
+def _stackable(est: _BaseMLP, X: Any) -> bool:
+    if est.solver == "lbfgs" or est.early_stopping or sparse.is_sparse(X):
+        return False
+    if est.solver == "sgd" and est.learning_rate != "constant":
+        return False
+    backend = B.backend_of(X)
+    backend = est._backend_for_host_data(refit=True) if backend in (None, "numpy") else backend
+    return backend != "dask"
+
+
+def _plan(estimators: list[_BaseMLP], X: Any) -> tuple[dict, list[int]]:
+    """The stacks (candidate indices by the parameters their members must share) and the candidates
+    that train alone."""
+    stacks: dict[str, list[int]] = defaultdict(list)
+    alone = []
+    for i, est in enumerate(estimators):
+        if not _stackable(est, X):
+            alone.append(i)
+            continue
+        params = est.get_params()
+        params["hidden_layer_sizes"] = tuple(np.atleast_1d(params["hidden_layer_sizes"]).tolist())
+        stacks[repr(sorted((k, v) for k, v in params.items() if k not in PER_MEMBER))].append(i)
+    return dict(stacks), alone
+
+
+class _Data:
+    """What every stack shares: ``X`` and the targets checked once and moved to the backend once, and
+    each fold's training rows and test data."""
+
+    def __init__(self, base, estimators, X, y, splits, sw, score_params):
+        est = clone(estimators[0])
+        self.place = est._where(X, y)
+        self.X, self.T = est._validate_input(X, y, self.place, False, reset=True)
+        self.template = est
+        self.splits, self.sw, self.score_params = splits, sw, score_params
+        self.X_raw, self.y_raw = X, y
+        self.classifier = is_classifier(base)
+        #: a fold whose training rows miss a class has other outputs: its fits cannot join a stack
+        self.refused = self.classifier and any(
+            not np.array_equal(unique_labels(_host(y)[train]), est.classes_) for train, _ in splits
+        )
+        self._tests: dict[int, tuple] = {}
+
+    def test(self, f: int, base: _BaseMLP) -> tuple:
+        """``(X_test, y_test, test score params, X_train, y_train, train score params)`` of fold
+        ``f``, as ``GridSearchCV`` cuts them."""
+        if f not in self._tests:
+            train, test = self.splits[f]
+            X_train, y_train = _safe_split(base, self.X_raw, self.y_raw, train)
+            X_test, y_test = _safe_split(base, self.X_raw, self.y_raw, test, train)
+            on_test = {k: v[test] for k, v in self.score_params.items()}
+            on_train = {k: v[train] for k, v in self.score_params.items()}
+            self._tests[f] = (X_test, y_test, on_test, X_train, y_train, on_train)
+        return self._tests[f]
+
+
+class _Stack:
+    """One stack's fits, trained together: ``G`` groups (a fold and a shuffle seed each) of ``m``
+    candidates, on the stacked engine."""
+
+    def __init__(self, data: _Data, members: list[int], search: MLPSearchCV, estimators: list[_BaseMLP]) -> None:
+        self.data, self.search, self.estimators = data, search, estimators
+        ests = [self.estimators[c] for c in members]
+        first = ests[0]
+        n_features, n_out = data.X.shape[1], data.T.shape[1]
+        hidden = list(np.atleast_1d(first.hidden_layer_sizes).tolist())
+        self.units = [n_features, *hidden, n_out]
+        # Each fit's draws, in the order its own fit makes them: Glorot weights, then the shuffle seed.
+        # A group is the fits that share a fold and a seed: their batches are the same rows.
+        draws: dict[tuple[int, int], list[tuple[int, list, list]]] = defaultdict(list)
+        for c, est in zip(members, ests, strict=True):
+            for f in range(len(data.splits)):
+                rs = check_random_state(copy.deepcopy(est.random_state))
+                weights, biases = _glorot(self.units, est.activation, rs)
+                seed = int(rs.randint(np.iinfo(np.int32).max)) if est.shuffle else 0
+                draws[f, seed].append((c, weights, biases))
+        sizes = {len(v) for v in draws.values()}
+        # groups of unequal size (seeds shared by different numbers of candidates) go one stack per size
+        self.parts = [[(key, draws[key]) for key in draws if len(draws[key]) == m] for m in sorted(sizes)]
+        self.first = first
+        self.schedule = self._schedules()
+
+    def train(self) -> dict[tuple[int, int], dict]:
+        out = {}
+        for part in self.parts:
+            # folds whose batch counts differ cannot step together: one run per count
+            by_steps: dict[tuple, list] = defaultdict(list)
+            for key, fits in part:
+                by_steps[self.schedule[key[0]][1:]].append((key, fits))
+            for groups in by_steps.values():
+                out.update(_Run(self, groups).train())
+        return out
+
+    def _schedules(self) -> dict[int, tuple[int, bool, int]]:
+        """Each fold's ``(batch size, batched, steps per epoch)``, as its own fit would choose."""
+        est, out = self.first, {}
+        for f, (train, _) in enumerate(self.data.splits):
+            n_train = len(train)
+            bs = min(200, n_train) if est.batch_size == "auto" else int(np.clip(est.batch_size, 1, n_train))
+            out[f] = (bs, bs < n_train, -(-n_train // bs))
+        if est.batch_size != "auto" and est.batch_size > min(len(train) for train, _ in self.data.splits):
+            warnings.warn(
+                "Got `batch_size` less than 1 or larger than sample size. It is going to be clipped",
+                stacklevel=5,
+            )
+        return out
+
+
+class _Run:
+    """The epochs of one set of groups that step together."""
+
+    def __init__(self, stack: _Stack, groups: list) -> None:
+        self.stack, self.groups = stack, groups
+        data, est = stack.data, stack.first
+        self.template = _template(data, est, stack.units)
+        net = self.template._net
+        self.net, self.xp = net, net.xp
+        self.G, self.m = len(groups), len(groups[0][1])
+        self.folds = [key[0] for key, _ in groups]
+        self.fits = [[c for c, _, _ in fits] for _, fits in groups]  # (G, m) candidate indices
+        dtype = B.dtype_name(net.dtype)
+        native = B.native_device(net.backend, net.device)
+        self._to = lambda a: B.from_numpy(np.ascontiguousarray(a, dtype=dtype), net.backend, native)
+        self._index = lambda a: B.from_numpy(np.asarray(a, dtype=np.int64), net.backend, native)
+        n_layers = len(stack.units) - 1
+        self.layers = [
+            (
+                self._to([[w[i] for _, w, _ in fits] for _, fits in groups]),
+                self._to([[b[i][None, :] for _, _, b in fits] for _, fits in groups]),
+            )
+            for i in range(n_layers)
+        ]
+        ests = [[stack.estimators[c] for c in row] for row in self.fits]
+        self.lr = self._per_member([[float(e.learning_rate_init) for e in row] for row in ests])
+        self.alpha = self._per_member([[float(e.alpha) for e in row] for row in ests])
+        if est.solver == "sgd":
+            momentum = self._per_member([[float(e.momentum) for e in row] for row in ests])
+            self.opt = optimizers.SGD(momentum=momentum, nesterov=bool(est.nesterovs_momentum))
+        else:
+            self.opt = optimizers.Adam(beta_1=float(est.beta_1), beta_2=float(est.beta_2), epsilon=float(est.epsilon))
+        out = _OUTPUT[self.template.out_activation_]
+        self.acts = [activations.get(net.activation)] * (n_layers - 1) + [activations.get(out[0])]
+        self.loss = losses.get(out[1])
+        self.X = _on(data.X, net, "X")
+        self.T = _on(data.T, net, "y")
+        self.W = None if data.sw is None else _on(data.sw.reshape(-1, 1), net, "sample_weight")
+
+    def _per_member(self, values: list[list[float]]) -> Any:
+        """One number when every member agrees, else ``(G, m, 1, 1)`` on the backend."""
+        flat = np.asarray(values, dtype=float)
+        if (flat == flat.flat[0]).all():
+            return float(flat.flat[0])
+        return self._to(flat[:, :, None, None])
+
+    def train(self) -> dict[tuple[int, int], dict]:
+        stack, data, xp = self.stack, self.stack.data, self.xp
+        est = stack.first
+        G, m = self.G, self.m
+        _, batched, steps = stack.schedule[self.folds[0]]
+        sizes = [stack.schedule[f][0] for f in self.folds]
+        rows = [data.splits[f][0] for f in self.folds]
+        n_train = np.array([len(r) for r in rows], dtype=float)
+        rngs = [np.random.default_rng(key[1]) for key, _ in self.groups]
+        # Per step: each group's batch length, the padded length, the row mask and the row counts; the
+        # lengths do not depend on the shuffle, so all of this is made once.
+        plan = []
+        for s in range(steps):
+            lengths = np.array([max(0, min(b, len(r) - s * b)) for b, r in zip(sizes, rows, strict=True)])
+            width = int(lengths.max())
+            valid = np.arange(width)[None, :] < lengths[:, None]  # (G, width)
+            mask = None if valid.all() else self._to(valid[:, None, :, None])
+            plan.append((lengths, width, valid, mask, self._to(lengths[:, None])))
+        Engine = engines.REGISTRY["stacked"].load()
+        eng = Engine(
+            self.layers,
+            self.opt.init(self.layers, xp=xp),
+            acts=self.acts,
+            loss=self.loss,
+            opt=self.opt,
+            alpha=self.alpha,
+            xp=xp,
+            backend=self.net.backend,
+        )
+        shuffle = batched and est.shuffle
+        curves = np.zeros((est.max_iter, G, m))
+        best = np.full((G, m), np.inf)
+        count = np.zeros((G, m), dtype=int)
+        active = np.ones((G, m), dtype=bool)
+        final = np.empty((G, m), dtype=object)  # the stacked layers each stopped member keeps its slice of
+        epochs = np.zeros((G, m), dtype=int)
+        t0 = time.perf_counter()
+        with B.quiet_overflow(self.net.backend), B.no_autograd(self.net.backend):
+            for epoch in range(est.max_iter):
+                orders = [rng.permutation(len(r)) if shuffle else None for rng, r in zip(rngs, rows, strict=True)]
+                total = 0.0
+                for s, (lengths, width, valid, mask, counts) in enumerate(plan):
+                    index = np.zeros((G, width), dtype=np.int64)
+                    for g in range(G):
+                        lo, hi = s * sizes[g], s * sizes[g] + lengths[g]
+                        index[g, : lengths[g]] = rows[g][lo:hi] if orders[g] is None else rows[g][orders[g][lo:hi]]
+                    index[~valid] = rows[0][0]  # padding: any row, weighted 0
+                    Xb, tb, wb = self._batch(index, mask)
+                    value, _ = eng.step(Xb, tb, self.lr, w=wb)
+                    total = total + value * counts
+                loss = B.to_numpy(total) / n_train[:, None]  # each fit's mean loss over its epoch, (G, m)
+                curves[epoch] = loss
+                epochs[active] += 1
+                # scikit-learn's rule: no improvement of more than tol for n_iter_no_change epochs
+                worse = loss > best - est.tol
+                count = np.where(worse, count + 1, 0)
+                best = np.where(loss < best, loss, best)
+                stop = active & (count > est.n_iter_no_change)
+                for g, j in zip(*np.nonzero(stop), strict=True):
+                    final[g, j] = eng.layers
+                active &= ~stop
+                if not active.any():
+                    break
+        seconds = time.perf_counter() - t0
+        if active.any():
+            warnings.warn(
+                f"Stochastic Optimizer: Maximum iterations ({est.max_iter}) reached and the optimization "
+                "hasn't converged yet.",
+                ConvergenceWarning,
+                stacklevel=5,
+            )
+        for g, j in zip(*np.nonzero(active), strict=True):
+            final[g, j] = eng.layers
+        return self._score(final, curves, epochs, n_train, seconds / (G * m))
+
+    def _batch(self, index: np.ndarray, mask: Any) -> tuple[Any, Any, Any]:
+        """Rows ``index`` ``(G, b)`` of ``X``, the targets and the row weights, ``(G, 1, b, ...)``."""
+        xp = self.xp
+        G, width = index.shape
+        flat = self._index(index.reshape(-1))
+        Xb = xp.reshape(xp.take(self.X, flat, axis=0), (G, 1, width, self.X.shape[1]))
+        tb = xp.reshape(xp.take(self.T, flat, axis=0), (G, 1, width, self.T.shape[1]))
+        if self.W is None:
+            return Xb, tb, mask
+        wb = xp.reshape(xp.take(self.W, flat, axis=0), (G, 1, width, 1))
+        return Xb, tb, wb if mask is None else wb * mask
+
+    def _score(self, final, curves, epochs, n_train, fit_time) -> dict[tuple[int, int], dict]:
+        """Each fit as a fitted estimator, scored on its fold as ``GridSearchCV`` scores it."""
+        search, stack, data = self.stack.search, self.stack, self.stack.data
+        scorers = search._get_scorers()[0]
+        out = {}
+        for g in range(self.G):
+            f = self.folds[g]
+            X_test, y_test, on_test, X_train, y_train, on_train = data.test(f, search.estimator)
+            for j in range(self.m):
+                c = self.fits[g][j]
+                est = self._fitted(stack.estimators[c], final[g, j], g, j, curves, int(epochs[g, j]), n_train[g])
+                result: dict[str, Any] = {"fit_time": fit_time, "n_test_samples": _num_samples(X_test)}
+                if est is None:
+                    result.update(_failed(scorers, search, "Solver produced non-finite parameter weights."))
+                    out[c, f] = result
+                    continue
+                t0 = time.perf_counter()
+                result["test_scores"] = _score(est, X_test, y_test, scorers, on_test, search.error_score)
+                result["score_time"] = time.perf_counter() - t0
+                if search.return_train_score:
+                    result["train_scores"] = _score(est, X_train, y_train, scorers, on_train, search.error_score)
+                result["fit_error"] = None
+                out[c, f] = result
+        return out
+
+    def _fitted(self, est, layers, g, j, curves, epochs, n_train):
+        """``est`` holding member ``(g, j)``'s weights and fit record, or ``None`` if they are not finite."""
+        xp = self.xp
+        mine = [(W[g, j, ...], b[g, j, 0, ...]) for W, b in layers]
+        if not all(bool(xp.all(xp.isfinite(a))) for pair in mine for a in pair):
+            return None
+        est = clone(est)
+        tpl = self.template
+        for name in ("n_features_in_", "feature_names_in_", "n_outputs_", "n_layers_", "out_activation_"):
+            if hasattr(tpl, name):
+                setattr(est, name, getattr(tpl, name))
+        if isinstance(est, MLPClassifier):
+            est._label_binarizer, est.classes_ = tpl._label_binarizer, tpl.classes_
+        est._data_place = tpl._data_place
+        est._net = self.net.with_layers(mine)
+        est.n_iter_ = epochs
+        est.loss_curve_ = curves[:epochs, g, j].tolist()
+        est.loss_ = est.loss_curve_[-1]
+        est.best_loss_ = float(np.min(est.loss_curve_))
+        est.t_ = int(epochs * n_train)
+        est.validation_scores_ = est.best_validation_score_ = None
+        return est
+
+
+def _template(data: _Data, est: _BaseMLP, units: list[int]) -> _BaseMLP:
+    """An estimator of ``est``'s parameters set up as its fit sets itself up (label binarizer,
+    output activation, a network on the backend), whose network the members' views share."""
+    tpl = clone(est)
+    tpl._where(data.X_raw, data.y_raw)
+    tpl._validate_input(data.X_raw, data.y_raw, data.place, False, reset=True)
+    tpl._initialize(data.T, units, check_random_state(0), data.place, data.X.dtype)
+    tpl._data_place = data.place
+    return tpl
+
+
+def _failed(scorers, search, message: str) -> dict:
+    if search.error_score == "raise":
+        raise ValueError(message)
+    scores: Any = search.error_score
+    if hasattr(scorers, "_scorers"):
+        scores = dict.fromkeys(scorers._scorers, search.error_score)
+    result = {"fit_error": f"ValueError: {message}", "test_scores": scores, "score_time": 0.0}
+    if search.return_train_score:
+        result["train_scores"] = copy.copy(scores)
+    return result
+
+
+def _num_samples(X: Any) -> int:
+    return int(X.shape[0]) if hasattr(X, "shape") else len(X)
