@@ -396,8 +396,10 @@ class _Run:
                 count = np.where(worse, count + 1, 0)
                 best = np.where(loss < best, loss, best)
                 stop = active & (count > est.n_iter_no_change)
-                for g, j in zip(*np.nonzero(stop), strict=True):
-                    final[g, j] = eng.layers
+                if stop.any():
+                    snapshot = eng.snapshot()  # the engine may write its buffers again next step
+                    for g, j in zip(*np.nonzero(stop), strict=True):
+                        final[g, j] = snapshot
                 active &= ~stop
                 if not active.any():
                     break

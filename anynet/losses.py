@@ -176,8 +176,13 @@ def l2(layers, grads, scale, *, xp):
 
 
 def l2_out(ops, layers, grads, scale):
-    """``l2`` in place: adds ``scale * W`` into each ``grad_w`` and returns the value to add."""
-    value = 0.5 * scale * sum(ops.vdot(W, W) for W, _ in layers)
+    """``l2`` in place: adds ``scale * W`` into each ``grad_w`` and returns the value to add (one
+    per member for a stack, whose ``scale`` may be per member)."""
+    if layers[0][0].ndim == 2:
+        value = 0.5 * scale * sum(ops.vdot(W, W) for W, _ in layers)
+    else:
+        squares = sum(_total(W * W, xp=ops.xp) for W, _ in layers)
+        value = 0.5 * (scale[..., 0, 0] if getattr(scale, "ndim", 0) >= 2 else scale) * squares
     for (W, _), (gw, _) in zip(layers, grads, strict=True):
         gw += scale * W
     return value

@@ -56,15 +56,16 @@ class SGD:
         return _map(lambda w, v: w + v, layers, v), v
 
     def flat_state(self, state, pack):
-        return pack(state) if self.momentum else None
+        return None if _zero(self.momentum) else pack(state)
 
     def tree_state(self, fstate, views):
-        return views(fstate) if self.momentum else None
+        return None if _zero(self.momentum) else views(fstate)
 
     def flat_step(self, ops, p, pn, g, s, fstate, lr):
-        # the pure step's order of operations, over whole buffers
-        if not self.momentum:
-            if lr != 1.0:
+        # the pure step's order of operations, over whole buffers; ``lr`` and ``momentum`` may be
+        # flat arrays of one value per parameter (a stack's per-member values, spread out)
+        if _zero(self.momentum):
+            if not (isinstance(lr, (int, float)) and lr == 1.0):
                 ops.multiply(g, lr, out=g)
             ops.subtract(p, g, out=pn)
             return None

@@ -14,7 +14,7 @@ import math
 import warnings
 from itertools import accumulate, pairwise
 from numbers import Integral, Real
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy.optimize
@@ -35,6 +35,9 @@ from ._validate import all_finite, host_2d, kind_of, not_finite_message, same_pl
 from .defaults import loss_for
 from .network import Network
 from .tree import tree_map
+
+if TYPE_CHECKING:
+    from ._search import MLPSearchCV
 
 __all__ = ["MLPClassifier", "MLPRegressor", "MLPSearchCV"]
 
@@ -958,4 +961,11 @@ def _net_from_host(state: dict) -> Network:
     return net
 
 
-from ._search import MLPSearchCV  # noqa: E402 - it builds on the estimators above
+def __getattr__(name: str) -> Any:
+    # MLPSearchCV builds on the estimators above; loaded on first use, so either module may be imported first
+    if name == "MLPSearchCV":
+        from ._search import MLPSearchCV
+
+        return MLPSearchCV
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -121,6 +121,20 @@ def test_every_optimizer_matches_the_reference(rng, fast, options, batches):
     _assert_same(net, ref, rtol=1e-8)
 
 
+@pytest.mark.parametrize("batches", [{}, {"batch_size": 7, "alpha": 0.3}], ids=["full", "batch7-l2"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_weighted_rows_match_the_reference(rng, fast, optimizer, batches):
+    """sample_weight on the backend's fast engine: the same weighted mean and penalty as the reference."""
+    X, _, labels = _data(rng)
+    weights = rng.uniform(0.0, 3.0, size=X.shape[0])
+    ref, net = _pair([5, 8, 3], activation="tanh", output_activation="softmax")
+    common = {"epochs": 4, "verbose": 0, "seed": 3, "optimizer": optimizer, "sample_weight": weights, **batches}
+    h_ref = ref.fit(X, labels, engine="reference", **common)
+    h = net.fit(X, labels, engine=fast, **common)
+    np.testing.assert_allclose(h.loss, h_ref.loss, rtol=1e-9)
+    _assert_same(net, ref, rtol=1e-8)
+
+
 @dataclasses.dataclass(frozen=True)
 class SignSGD:
     """An optimizer of the user's own, with a pure form only: ``W - lr * sign(grad)``."""

@@ -7,11 +7,19 @@ All parameters live in one flat buffer (each ``W`` and ``b`` a view into it), an
 gradients and the optimizer's moments, so an optimizer step is a handful of whole-buffer operations
 however many layers there are. The weights are a ring of three such buffers: each update writes the
 next weights into the oldest, so the two previous steps' weights are still there when a loss turns
-out non-finite, without a copy per step.
+out non-finite, without a copy per step. ``step`` takes row weights ``w`` (``(n, 1)``, or
+``(..., n, 1)`` per member of a stack) through the loss's pure form.
+
+It also trains a stack of networks (the stacked engine hands it one on NumPy, CuPy and PyTorch):
+``W``: ``(..., n_in, n_out)``, ``b``: ``(..., 1, n_out)``, products broadcast over the leading axes,
+each bias gradient one product with a row of ones, the loss in its pure form (one value per member),
+and per-member ``lr``, ``alpha`` and optimizer settings (``(..., 1, 1)`` arrays) spread out once to one
+value per parameter, so the optimizer's flat kernel runs unchanged.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -24,6 +32,7 @@ from ..tree import leaves
 
 class Buffer:
     name = "buffer"
+    row_weights = True  # through the loss's pure form; the whole-run hook is not used with weights
 
     @staticmethod
     def refuses(backend, acts, loss, opt):
@@ -38,8 +47,9 @@ class Buffer:
 
     def __init__(self, layers, state, *, acts, loss, opt, alpha, xp, backend) -> None:
         self._ops = ops = B.buffer_ops(backend)
-        self._shapes = [(W.shape, None if b is None else b.shape) for W, b in layers]
+        self._shapes = [(tuple(W.shape), None if b is None else tuple(b.shape)) for W, b in layers]
         self._like = layers[0][0]
+        self._stacked = layers[0][0].ndim > 2
         # Own copies: the arrays the caller still holds are never written.
         first = self._pack(layers)
         self._flats = [first, ops.empty_like(first), ops.empty_like(first)]  # the other two: written before read
@@ -47,11 +57,13 @@ class Buffer:
         self._pos = 0
         self._start = 0  # the ring slot this fit started from, while it is still intact
         self._acts, self._loss, self._opt, self._alpha, self._xp = acts, loss, opt, alpha, xp
-        self._bufs: dict[int, dict] = {}
+        self._bufs: dict[tuple, tuple] = {}
         self._grad_flat = ops.empty_like(self._flats[0])
         self._grads = self._views(self._grad_flat)
         self._scratch = ops.empty_like(self._flats[0])
         self._fstate = opt.flat_state(state, self._pack)
+        self._flat_opt = self._spread_fields(opt)
+        self._lr_key = self._lr_flat = None
         self._steps = 0
 
     def _pack(self, tree):
@@ -62,15 +74,35 @@ class Buffer:
         """``flat`` seen as ``[(W, b | None), ...]`` (views: writing one writes the other)."""
         out, at = [], 0
         for shape_w, shape_b in self._shapes:
-            size = shape_w[0] * shape_w[1]
+            size = math.prod(shape_w)
             W = flat[at : at + size].reshape(shape_w)
             at += size
             b = None
             if shape_b is not None:
-                b = flat[at : at + shape_b[0]]
-                at += shape_b[0]
+                size = math.prod(shape_b)
+                b = flat[at : at + size].reshape(shape_b)
+                at += size
             out.append((W, b))
         return out
+
+    def _spread(self, h):
+        """A stack's per-member value ``(..., 1, 1)`` as one value per parameter, laid out as the flat
+        buffer is."""
+        xp = self._xp
+        return self._pack(
+            [(xp.broadcast_to(h, sw), None if sb is None else xp.broadcast_to(h, sb)) for sw, sb in self._shapes]
+        )
+
+    def _spread_fields(self, opt):
+        """``opt`` with each per-member setting (an array, such as a stack's momenta) spread out."""
+        if not dataclasses.is_dataclass(opt):
+            return opt
+        arrays = {
+            f.name: self._spread(getattr(opt, f.name))
+            for f in dataclasses.fields(opt)
+            if f.init and getattr(getattr(opt, f.name), "ndim", 0)
+        }
+        return dataclasses.replace(opt, **arrays) if arrays else opt
 
     @property
     def layers(self):
@@ -96,56 +128,77 @@ class Buffer:
         # one step back, the last finite one from two back, unless this fit has taken fewer steps.
         return self._ring[(self._pos - 2) % 3] if self._steps >= 2 else self._ring[self._start]
 
-    def _buffers(self, n, like):
-        """Per layer, this batch size's buffers and the activation's forms:
-        ``(z, y, g, q, f_out, f, vjp_out, vjp)``, looked up once, not once a step."""
-        ops = self._ops
+    def _buffers(self, X):
+        """Per layer, this batch shape's buffers and the activation's forms:
+        ``(z, y, g, q, f_out, f, vjp_out, vjp)``, looked up once, not once a step; and, for a stack,
+        a row of ones ``(1, n)`` whose product with ``grad_z`` sums its rows."""
+        ops, n = self._ops, X.shape[-2]
         plan = []
         for (shape_w, _), act in zip(self._shapes, self._acts, strict=True):
-            z, y, g, q = (ops.empty((n, shape_w[1]), like) for _ in range(4))
+            z, y, g, q = (ops.empty((*shape_w[:-2], n, shape_w[-1]), X) for _ in range(4))
             plan.append((z, y, g, q, act.f_out, act.f, act.vjp_out, act.vjp))
-        self._bufs[n] = plan
-        return plan
+        ones = None
+        if self._stacked:
+            ones = self._xp.reshape(self._xp.ones_like(X[(0,) * (X.ndim - 2)][:, 0]), (1, n))
+        self._bufs[tuple(X.shape)] = plan, ones
+        return plan, ones
 
-    def step(self, X, t, lr):
-        ops, xp = self._ops, self._xp
+    def step(self, X, t, lr, w=None):
+        ops, xp, stacked = self._ops, self._xp, self._stacked
         layers = self._ring[self._pos]
-        n = X.shape[0]
-        plan = self._bufs.get(n) or self._buffers(n, X)
+        n = X.shape[-2]
+        plan, ones = self._bufs.get(tuple(X.shape)) or self._buffers(X)
         outs = []
         a = X
         for (W, b), (z, y, _, _, f_out, f, _, _) in zip(layers, plan, strict=True):
-            z = ops.matmul(a, W, z) if b is None else ops.linear(a, W, b, z)
+            if stacked:
+                z = ops.bmatmul(a, W, z)
+                if b is not None:
+                    z = ops.add(z, b, out=z)
+            else:
+                z = ops.matmul(a, W, z) if b is None else ops.linear(a, W, b, z)
             a = f(z, xp=xp) if f_out is None else f_out(ops, z, y)
             outs.append(a)
         last = len(layers) - 1
         z, _, g, q, _, _, vjp_out, vjp = plan[last]
         y = a
         loss = self._loss
-        if loss.grad_out is not None:
+        if loss.grad_out is not None and not stacked and w is None:
             value = loss.grad_out(ops, z, y, t, g)
-        else:
-            value = loss.value(z, y, t, xp=xp)
-            g = loss.grad_z(y, t, xp=xp) if loss.grad_z is not None else loss.grad_y(y, t, xp=xp)
+        else:  # the pure form: per member for a stack, and the one that takes row weights
+            value = loss.value(z, y, t, xp=xp, w=w)
+            g = loss.grad_z(y, t, xp=xp, w=w) if loss.grad_z is not None else loss.grad_y(y, t, xp=xp, w=w)
         if loss.grad_z is None:  # g is dL/dy: through the output activation (g * f'(z), over g)
             g = vjp(z, y, g, xp=xp) if vjp_out is None else vjp_out(ops, z, y, g, q)
         grads = self._grads
         for i in range(last, -1, -1):
             W, b = layers[i]
             gw, gb = grads[i]
-            ops.matmul((X if i == 0 else outs[i - 1]).T, g, gw)
-            if b is not None:
-                ops.sum_rows(g, gb)
+            a_in = X if i == 0 else outs[i - 1]
+            if stacked:
+                ops.bmatmul(ops.mT(a_in), g, gw)
+                if b is not None:
+                    ops.bmatmul(ones, g, gb)
+            else:
+                ops.matmul(a_in.T, g, gw)
+                if b is not None:
+                    ops.sum_rows(g, gb)
             if i > 0:
                 # g is this step's buffer, or a new array an op's pure form just made: ours to write
                 z, _, g_prev, q, _, _, vjp_out, vjp = plan[i - 1]
-                g = ops.matmul(g, W.T, g_prev)
+                g = ops.bmatmul(g, ops.mT(W), g_prev) if stacked else ops.matmul(g, W.T, g_prev)
                 y = outs[i - 1]
                 g = vjp(z, y, g, xp=xp) if vjp_out is None else vjp_out(ops, z, y, g, q)
-        if self._alpha:
-            value = value + losses.l2_out(ops, layers, grads, self._alpha / n)
+        alpha = self._alpha
+        if not (isinstance(alpha, (int, float)) and alpha == 0):
+            rows = n if w is None else losses.rows(X, w, xp=xp, keepdims=True)
+            value = value + losses.l2_out(ops, layers, grads, alpha / rows)
+        if getattr(lr, "ndim", 0):  # per member: spread out once per distinct array
+            if lr is not self._lr_key:
+                self._lr_key, self._lr_flat = lr, self._spread(lr)
+            lr = self._lr_flat
         nxt = (self._pos + 1) % 3
-        self._fstate = self._opt.flat_step(
+        self._fstate = self._flat_opt.flat_step(
             ops, self._flats[self._pos], self._flats[nxt], self._grad_flat, self._scratch, self._fstate, lr
         )
         self._pos = nxt

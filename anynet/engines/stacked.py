@@ -7,8 +7,10 @@ member. More leading axes work the same way: ``anynet.sklearn.MLPSearchCV`` stac
 with a batch ``(G, 1, n, n_in)`` per group of members that share their rows, and row weights
 ``(G, 1, n, 1)`` masking each group's padding.
 
-It runs on every backend; on JAX each step is one jitted call, and ``run`` trains many full-batch
-epochs in one compiled ``lax.scan``, in which a member whose loss turns non-finite stops moving
+It runs on every backend. On NumPy, CuPy and PyTorch it hands the stack to the buffer engine (``out=``
+buffers, nothing allocated per step where the ops have in-place forms) when the optimizer has a flat
+kernel; elsewhere it runs the core's pure functions. On JAX each step is one jitted call, and ``run``
+trains many full-batch epochs in one compiled ``lax.scan``, in which a member whose loss turns non-finite stops moving
 (keeping, in ``last_finite``, the weights that produced its last finite loss) while the others go on.
 """
 
@@ -19,6 +21,7 @@ import functools
 import numpy as np
 
 from .. import core
+from .buffer import Buffer
 
 
 def _jit(acts, loss, opt, penalised):
@@ -80,11 +83,15 @@ class Stacked:
         return "it trains the stacked members of an anynet.Ensemble, not a single network"
 
     def __init__(self, layers, state, *, acts, loss, opt, alpha, xp, backend) -> None:
-        self.layers = layers
+        self._layers = layers
         self._acts, self._loss, self._opt, self._alpha, self._xp = acts, loss, opt, alpha, xp
         self._fn = None
         self._int_count = False
-        if backend == "jax":
+        self._buffer = None
+        if backend != "jax" and Buffer.refuses(backend, acts, loss, opt) is None:
+            self._buffer = Buffer(layers, state, acts=acts, loss=loss, opt=opt, alpha=alpha, xp=xp, backend=backend)
+            self.step = self._buffer.step
+        elif backend == "jax":
             import jax.numpy as jnp
 
             penalised = not (isinstance(alpha, (int, float)) and alpha == 0)
@@ -101,13 +108,29 @@ class Stacked:
         self._state = state
 
     @property
+    def layers(self):
+        return self._layers if self._buffer is None else self._buffer.layers
+
+    @layers.setter
+    def layers(self, value):
+        if self._buffer is None:
+            self._layers = value
+        else:
+            self._buffer.layers = value
+
+    @property
     def state(self):
+        if self._buffer is not None:
+            return self._buffer.state
         if self._int_count:
             return (int(self._state[0]), *self._state[1:])
         return self._state
 
     @state.setter
     def state(self, value):
+        if self._buffer is not None:
+            msg = "the stacked engine's buffers take their state when they are made"
+            raise AttributeError(msg)
         if self._int_count:
             import jax.numpy as jnp
 
@@ -115,7 +138,9 @@ class Stacked:
         self._state = value
 
     def snapshot(self):
-        return self.layers  # every step makes new arrays
+        if self._buffer is not None:
+            return self._buffer.snapshot()
+        return self._layers  # every step makes new arrays
 
     def last_finite(self):
         """After ``run``: per member, the weights that produced its last finite loss of this fit (the
