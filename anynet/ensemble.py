@@ -366,8 +366,8 @@ class _Run:
         self.wait = np.zeros(k, dtype=int)
         self.stopped = np.zeros(k, dtype=bool)
         self.diverged: dict[int, str] = {}
-        self.rows: list[np.ndarray] = []  # per epoch: (quantities, members) as read back
-        self.lrs: list[np.ndarray] = []
+        self.rows: list[np.ndarray] = []  # blocks of epochs: (quantities, members, epochs) as read back
+        self.lrs: list[np.ndarray] = []  # likewise (members, epochs)
         self.recorded = np.zeros(k, dtype=int)  # epochs recorded per member (a prefix of the fit's)
         self.start = self.prev = eng.snapshot()
         self.in_epoch = False
@@ -432,11 +432,18 @@ class _Run:
         self.divisor = 1  # one full batch an epoch: each loss is already in the loss's own reduction
         same = bool((host_lrs == host_lrs[:, :1]).all())
         k = self.k
-        for lo in range(0, host_lrs.shape[0], train.CHUNK):
-            chunk = host_lrs[lo : lo + train.CHUNK]
+        size = getattr(eng, "CHUNK", train.CHUNK)
+        for lo in range(0, host_lrs.shape[0], size):
+            chunk = host_lrs[lo : lo + size]
             self.start, self.in_epoch = eng.snapshot(), True
             values, correct = eng.run(self.X, self.t, chunk[:, 0] if same else chunk.reshape(-1, k, 1, 1), track)
             self.in_epoch = False
+            if np.isfinite(values).all():  # nothing to decide per epoch: keep the chunk whole
+                block = np.stack([values.T, correct.T]) if track else values.T[None]
+                self.rows.append(block)
+                self.lrs.append(chunk.T)
+                self.recorded[self.active] += chunk.shape[0]
+                continue
             for j in range(chunk.shape[0]):
                 row = np.stack([values[j], correct[j]]) if track else values[j][None]
                 self._record(lo + j, chunk[j], row, keep=eng.last_finite)
@@ -458,8 +465,8 @@ class _Run:
             for i in np.flatnonzero(self.active & ~ok):
                 kept = keep() if keep is not None else self.prev if epoch else self.start
                 self._diverge(int(i), epoch, values[0, i] / self.divisor, lr[i], kept, False)
-        self.rows.append(values)
-        self.lrs.append(lr)
+        self.rows.append(values[..., None])
+        self.lrs.append(np.asarray(lr)[..., None])
         if self.lean:  # nothing needs the best epoch before the end: ``histories`` finds it
             self.recorded[self.active] += 1
             return
@@ -509,8 +516,8 @@ class _Run:
         plan, n = self.plan, self.n
         track, has_val = plan.track_accuracy, self.Xv is not None
         # (quantities, members, epochs), so that each member's series is contiguous
-        table = np.stack(self.rows, axis=-1) if self.rows else np.zeros((4, self.k, 0))
-        lrs = np.stack(self.lrs, axis=-1) if self.lrs else np.zeros((self.k, 0))
+        table = np.concatenate(self.rows, axis=-1) if self.rows else np.zeros((4, self.k, 0))
+        lrs = np.concatenate(self.lrs, axis=-1) if self.lrs else np.zeros((self.k, 0))
         vk = 2 if track else 1
         out = []
         for i in range(self.k):

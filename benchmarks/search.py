@@ -1,10 +1,11 @@
 """A hyperparameter search trained as stacks: ``anynet.sklearn.MLPSearchCV`` against ``GridSearchCV``.
 
-    python benchmarks/search.py [--quick] [--jobs breast_cancer,digits]
+    python benchmarks/search.py [--quick] [--jobs breast_cancer,digits] [--backends numpy,torch]
 
 Both searches run the same grid (3 ``learning_rate_init`` × 3 ``alpha`` × 3 ``random_state``) with
-5-fold cross-validation, 135 fits, over ``anynet.sklearn.MLPClassifier`` on NumPy; ``GridSearchCV``
-with ``n_jobs=1`` fits them one after another. Issue 11's targets: on breast-cancer (standardised,
+5-fold cross-validation, 135 fits, over ``anynet.sklearn.MLPClassifier(backend=...)``, the same
+backend on both sides; ``GridSearchCV`` with ``n_jobs=1`` fits them one after another. Issue 11's
+targets: on breast-cancer (standardised,
 ``hidden_layer_sizes=(16,)``, the estimator's defaults otherwise) the search in at most 0.2× the time
 of ``GridSearchCV``, with the same best parameters; on digits (64-32-10) stacking gains little on a
 2-core CPU where the arithmetic already keeps it busy: measured and reported. The digits fits run 20
@@ -61,18 +62,18 @@ def jobs(quick: bool) -> dict:
     }
 
 
-def run(job: dict, cv: int) -> dict:
+def run(job: dict, cv: int, backend: str) -> dict:
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import GridSearchCV
 
     from anynet.sklearn import MLPClassifier, MLPSearchCV
 
     X, y = job["data"]
-    est = MLPClassifier(**job["estimator"])
+    est = MLPClassifier(**job["estimator"], backend=backend)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        MLPSearchCV(est.set_params(max_iter=2), {"alpha": [1e-4]}, cv=2).fit(X, y)  # warm-up: imports, caches
-        est.set_params(**job["estimator"])
+        warm = MLPClassifier(**(job["estimator"] | {"max_iter": 2}), backend=backend)
+        MLPSearchCV(warm, {"alpha": [1e-4]}, cv=2).fit(X, y)  # warm-up: imports, caches
         t0 = time.perf_counter()
         ours = MLPSearchCV(est, job["grid"], cv=cv).fit(X, y)
         t_ours = time.perf_counter() - t0
@@ -100,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="a smoke run: a 2-candidate grid, 3 folds")
     p.add_argument("--jobs", default="breast_cancer,digits", help="comma list of jobs")
+    p.add_argument("--backends", default="numpy", help="comma list of backends, each on both sides")
     p.add_argument("--out", type=Path, default=None, help="results folder (default: results/, --quick: results/quick/)")
     args = p.parse_args(argv)
     out = args.out or (HERE / "results" / ("quick" if args.quick else ""))
@@ -107,14 +109,17 @@ def main(argv: list[str] | None = None) -> int:
     cv = 3 if args.quick else 5
     table_rows, results, verdicts = [], {}, []
     available = jobs(args.quick)
-    for name in args.jobs.split(","):
+    whats = {}
+    for backend, name in [(b, j) for b in args.backends.split(",") for j in args.jobs.split(",")]:
         job = available[name]
-        log(f"{name}: {job['what']}")
-        r = run(job, cv)
-        results[name] = r | {"what": job["what"]}
+        log(f"{name} on {backend}: {job['what']}")
+        r = run(job, cv, backend)
+        whats[name] = job["what"]
+        results[f"{name}/{backend}"] = r | {"what": job["what"], "backend": backend}
         table_rows.append(
             [
                 name,
+                backend,
                 str(r["fits"]),
                 fmt_time(r["search_s"]),
                 fmt_time(r["gridsearch_s"]),
@@ -126,13 +131,16 @@ def main(argv: list[str] | None = None) -> int:
         if job["target"] is not None:
             met = r["ratio"] <= job["target"] and r["same_best"]
             verdicts.append(
-                f"{name}: {r['ratio']:.2f}× GridSearchCV's time (target ≤ {job['target']}×): "
+                f"{name} on {backend}: {r['ratio']:.2f}× GridSearchCV's time (target ≤ {job['target']}×): "
                 f"{'met' if met else 'NOT met'}; same best parameters: {r['same_best']}"
             )
         else:
-            verdicts.append(f"{name}: {r['ratio']:.2f}× GridSearchCV's time (measured and reported, no target)")
+            verdicts.append(
+                f"{name} on {backend}: {r['ratio']:.2f}× GridSearchCV's time (measured and reported, no target)"
+            )
     info = machine_info()
-    head = ["job", "fits", "MLPSearchCV", "GridSearchCV (n_jobs=1)", "ratio", "same best_params_", "max |Δ mean score|"]
+    head = ["job", "backend", "fits", "MLPSearchCV", "GridSearchCV (n_jobs=1)", "ratio", "same best_params_"]
+    head.append("max |Δ mean score|")
     text = [
         "# A search trained as stacks: MLPSearchCV against GridSearchCV",
         "",
@@ -142,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         table(head, table_rows),
         "",
-        *[f"- {results[k]['what']}" for k in results],
+        *[f"- {k}: {w}" for k, w in whats.items()],
         *[f"- {v}" for v in verdicts],
         "",
         *[f"- {k}: {v}" for k, v in info.items()],

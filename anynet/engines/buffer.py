@@ -27,7 +27,7 @@ import numpy as np
 from .. import backend as B
 from .. import core, losses
 from ..optimizers import has_flat_kernel
-from ..tree import leaves
+from ..tree import leaves, tree_map
 
 
 class Buffer:
@@ -118,6 +118,19 @@ class Buffer:
 
     def snapshot(self):
         return self._views(self._ops.copy(self._flats[self._pos]))
+
+    def checkpoint(self):
+        """A copy of the weights and the optimizer's state, for ``restore``."""
+        copy = self._ops.copy
+        fstate = tree_map(lambda a: copy(a) if hasattr(a, "shape") else a, self._fstate)
+        return copy(self._flats[self._pos]), fstate, self._steps
+
+    def restore(self, checkpoint) -> None:
+        """Back to the weights and optimizer state of ``checkpoint``."""
+        flat, fstate, steps = checkpoint
+        self._ops.copy_into(self._flats[self._pos], flat)
+        self._fstate = tree_map(lambda a: self._ops.copy(a) if hasattr(a, "shape") else a, fstate)
+        self._steps = steps
 
     def previous(self, k: int):
         """The weights from ``k`` (1 or 2) steps ago, still intact in the ring."""

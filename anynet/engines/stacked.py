@@ -20,8 +20,18 @@ import functools
 
 import numpy as np
 
+from .. import backend as B
 from .. import core
 from .buffer import Buffer
+
+
+def _where_members(good, new, old, xp):
+    """Per member (``good``: ``(k,)``), the stacked layers of ``new`` where good, else of ``old``."""
+    out = []
+    for (Wn, bn), (Wo, bo) in zip(new, old, strict=True):
+        keep = xp.reshape(good, (-1,) + (1,) * (Wn.ndim - 1))
+        out.append((xp.where(keep, Wn, Wo), None if bn is None else xp.where(keep, bn, bo)))
+    return out
 
 
 def _jit(acts, loss, opt, penalised):
@@ -91,6 +101,9 @@ class Stacked:
         if backend != "jax" and Buffer.refuses(backend, acts, loss, opt) is None:
             self._buffer = Buffer(layers, state, acts=acts, loss=loss, opt=opt, alpha=alpha, xp=xp, backend=backend)
             self.step = self._buffer.step
+            self.run = self._run_buffer
+            self._prev = None
+            self._backend = backend
         elif backend == "jax":
             import jax.numpy as jnp
 
@@ -161,6 +174,57 @@ class Stacked:
             self.layers, self._state, self._prev, X, t, lrs, self._alpha
         )
         return np.asarray(values, dtype=float), np.asarray(correct, dtype=float)
+
+    def _run_buffer(self, X, t, lrs, track_acc):
+        """Full-batch epochs on the buffer engine with no Python between steps but the step itself;
+        the losses stay on the device until the chunk ends. If one turns out not finite, the chunk is
+        run again from its start, keeping for each member the weights that produced its last finite
+        loss (as the JAX scan does) for ``last_finite``. Returns host ``(epochs, k)`` losses and
+        correct counts."""
+        buf = self._buffer
+        lrs = self._rates(lrs)
+        start = buf.checkpoint()
+        values, correct = self._epochs(X, t, lrs, track_acc, careful=False)
+        if not np.isfinite(values).all():
+            buf.restore(start)
+            values, correct = self._epochs(X, t, lrs, track_acc, careful=True)
+        return values, correct
+
+    def _rates(self, lrs):
+        """The chunk's rates (host ``(epochs,)`` or ``(epochs, k, 1, 1)``) as the step takes them: numbers,
+        or per-member arrays on the stack's device, one array per run of equal rows (the buffer
+        spreads each distinct one over its parameters once)."""
+        W = self._buffer.layers[0][0]
+        out, last_host, last = [], None, None
+        for lr in lrs:
+            if np.ndim(lr) == 0:
+                out.append(float(lr))
+                continue
+            if last_host is None or not np.array_equal(lr, last_host):
+                native = B.native_device(self._backend, B.device_of(W))
+                last_host, last = lr, B.from_numpy(np.asarray(lr, dtype=B.dtype_name(W.dtype)), self._backend, native)
+            out.append(last)
+        return out
+
+    def _epochs(self, X, t, lrs, track_acc, careful):
+        buf, xp = self._buffer, self._xp
+        values, correct = [], []
+        ok = prev = None
+        for lr in lrs:
+            before = buf.snapshot() if careful else None
+            value, y = buf.step(X, t, lr)
+            values.append(value)
+            if track_acc:
+                correct.append(core.accuracy_sum(y, t, xp=xp))
+            if careful:
+                good = xp.isfinite(value) if ok is None else ok & xp.isfinite(value)
+                prev = before if prev is None else _where_members(good, before, prev, xp)
+                ok = good
+        if careful:
+            self._prev = prev
+        host = B.to_numpy(xp.stack(values)) if values else np.zeros((0, 0))
+        hits = B.to_numpy(xp.stack(correct)) if correct else np.zeros_like(host)
+        return np.asarray(host, dtype=float), np.asarray(hits, dtype=float)
 
     def step(self, X, t, lr, w=None):
         if self._fn is not None:
