@@ -7,6 +7,8 @@ An activation owns all its forms, side by side:
   ``f_out(ops, z, out) -> y`` writes ``f(z)`` into ``out`` (or returns ``z`` itself for the identity)
   and ``vjp_out(ops, z, y, g, q) -> g`` writes ``g * f'(z)`` over ``g``, with ``q`` as scratch.
   ``ops`` is ``anynet.backend.BufferOps``. An engine that finds no in-place form uses the pure one.
+- optionally fused, for a GPU: ``kernel_f`` (``z -> y``) and ``kernel_vjp`` (``z, y -> g``, over
+  ``g``), ``anynet.kernels.Kernel`` bodies that CuPy compiles into one element-wise pass each.
 
 Elementwise activations write the derivative in terms of whichever of ``z`` and ``y`` is cheaper
 (the seed's ``y*(1-y)``).
@@ -18,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .kernels import Kernel
+
 
 @dataclass(frozen=True)
 class Activation:
@@ -26,6 +30,17 @@ class Activation:
     vjp: Callable[..., Any]
     f_out: Callable[..., Any] | None = None
     vjp_out: Callable[..., Any] | None = None
+    kernel_f: Kernel | None = None
+    kernel_vjp: Kernel | None = None
+
+
+def _kernels(name: str, f: str, vjp: str) -> dict[str, Kernel]:
+    """An activation's fused pair: ``f`` computes ``y`` from ``z``; ``vjp`` rewrites ``g``."""
+    return {"kernel_f": Kernel(name, "T z", "T y", f), "kernel_vjp": Kernel(f"{name}_vjp", "T z, T y", "T g", vjp)}
+
+
+# ``maximum(z, 0)`` keeps a NaN; C's fmax would drop it
+_RELU = "where(z != z, z, where(z > 0, z, 0))"
 
 
 def _sigmoid(z, *, xp):
@@ -145,14 +160,42 @@ def _softmax_out(ops, z, out):
 ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in (
-        Activation("sigmoid", _sigmoid, _sigmoid_vjp, _sigmoid_out, _sigmoid_vjp_out),
-        Activation("tanh", _tanh, _tanh_vjp, _tanh_out, _tanh_vjp_out),
-        Activation("relu", _relu, _relu_vjp, _relu_out, _relu_vjp_out),
+        Activation(
+            "sigmoid",
+            _sigmoid,
+            _sigmoid_vjp,
+            _sigmoid_out,
+            _sigmoid_vjp_out,
+            **_kernels("sigmoid", "y = 0.5 * tanh(0.5 * z) + 0.5", "g = g * (y * (1 - y))"),
+        ),
+        Activation(
+            "tanh", _tanh, _tanh_vjp, _tanh_out, _tanh_vjp_out, **_kernels("tanh", "y = tanh(z)", "g = g * (1 - y * y)")
+        ),
+        Activation(
+            "relu",
+            _relu,
+            _relu_vjp,
+            _relu_out,
+            _relu_vjp_out,
+            **_kernels("relu", f"y = {_RELU}", "g = where(z > 0, g, 0)"),
+        ),
         # leaky_relu and softplus have no in-place form yet: the buffer engine runs their pure one
-        Activation("leaky_relu", _leaky_relu, _leaky_relu_vjp),
-        Activation("softplus", _softplus, _softplus_vjp),
+        Activation(
+            "leaky_relu",
+            _leaky_relu,
+            _leaky_relu_vjp,
+            **_kernels(
+                "leaky_relu", f"y = where(z > 0, z, {LEAKY_SLOPE} * z)", f"g = where(z > 0, g, {LEAKY_SLOPE} * g)"
+            ),
+        ),
+        Activation(
+            "softplus",
+            _softplus,
+            _softplus_vjp,
+            **_kernels("softplus", f"y = {_RELU} + log1p(exp(-fabs(z)))", "g = g * (0.5 * tanh(0.5 * z) + 0.5)"),
+        ),
         Activation("identity", _identity, _identity_vjp, _identity_out, _identity_vjp_out),
-        Activation("exp", _exp, _exp_vjp),
+        Activation("exp", _exp, _exp_vjp, **_kernels("exp", "y = exp(z)", "g = g * y")),
         Activation("softmax", _softmax, _softmax_vjp, _softmax_out),
     )
 }

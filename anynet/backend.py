@@ -11,11 +11,14 @@ import contextvars
 import importlib
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import array_api_compat
 import numpy as np
+
+from . import kernels
 
 ENV_BACKEND = "ANYNET_BACKEND"
 ENV_DEVICE = "ANYNET_DEVICE"
@@ -419,6 +422,11 @@ def detached(x: Any) -> Any:
     return x.detach() if backend_of(x) == "torch" else x
 
 
+#: what compiles an op's fused kernel (``anynet.kernels.Kernel``), per backend; where none is
+#: named, ``BufferOps.kernel`` gives ``None`` and the engines run the in-place forms
+KERNEL_COMPILERS: dict[str, Callable[[Any], Any]] = {"cupy": kernels.cupy_kernel}
+
+
 class BufferOps:
     """The array operations the buffer engine and the ops' in-place kernels use, each writing into
     ``out=`` (NumPy, CuPy: their own ufuncs; PyTorch: its ``out=`` functions). Arguments may be a
@@ -426,6 +434,7 @@ class BufferOps:
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self._compile = KERNEL_COMPILERS.get(name)
         #: the backend's Array API namespace, for an op's pure form called from a kernel
         self.xp = namespace_for(name)
         if name == "torch":
@@ -463,6 +472,16 @@ class BufferOps:
         """``out = a @ b`` for 2-D ``a`` and ``b`` (transposed views welcome); NumPy and CuPy replace
         this with their ``dot`` on the instance."""
         return self.lib.mm(a, b, out=out)
+
+    def kernel(self, spec: Any) -> Any:
+        """The op's fused kernel ``spec`` compiled for this backend (once per process), or ``None``
+        where the backend compiles none or the op gives none."""
+        if spec is None or self._compile is None:
+            return None
+        key = (self.name, self._compile, spec)
+        if key not in _KERNELS:
+            _KERNELS[key] = self._compile(spec)
+        return _KERNELS[key]
 
     def bmatmul(self, a, b, out):
         """``out = a @ b`` with the standard's ``matmul`` semantics: stacks of matrices, broadcast over
@@ -542,6 +561,9 @@ class BufferOps:
 
     def copy(self, a):
         return a.clone() if self.name == "torch" else a.copy()
+
+
+_KERNELS: dict[tuple, Any] = {}
 
 
 def _torch_vdot(a, b):

@@ -10,7 +10,9 @@ buffer engine runs, where all parameters, gradients and moments each live in one
   ``p_next`` from ``p`` and the gradients ``g`` (which it may overwrite), ``s`` being scratch.
 
 An optimizer without them never runs on the buffer engine: ``engine="auto"`` takes the reference
-engine, and ``engine="buffer"`` refuses it.
+engine, and ``engine="buffer"`` refuses it. With them it may also give the whole update as one fused
+GPU kernel: ``kernel() -> anynet.kernels.Kernel`` and ``fused_step(run, p, p_next, g, fstate, lr) ->
+fstate``, ``run`` being the compiled kernel; the engine uses it where the backend compiles kernels.
 
 Learning-rate schedules live here too: ``schedule(lr0, epoch, epochs) -> lr`` on the host, once an epoch.
 """
@@ -23,7 +25,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import core
+from .kernels import Kernel
 from .tree import tree_map as _map
+
+_SGD = Kernel("sgd", "T p, T g, T lr", "T pn", "pn = p - lr * g")
+_MOMENTUM = Kernel("momentum", "T p, T g, T lr, T mu", "T pn, T v", "v = mu * v - lr * g; pn = p + v")
+_NESTEROV = Kernel("nesterov", "T p, T g, T lr, T mu", "T pn, T v", "v = mu * v - lr * g; pn = p + (mu * v - lr * g)")
+_ADAM = Kernel(
+    "adam",
+    "T p, T g, T lr_t, T b1, T b2, T eps",
+    "T pn, T m, T v",
+    "m = b1 * m + (1 - b1) * g; v = b2 * v + (1 - b2) * (g * g); pn = p - lr_t * m / (sqrt(v) + eps)",
+)
 
 
 def _zero(value: Any) -> bool:
@@ -81,6 +94,18 @@ class SGD:
             ops.add(p, v, out=pn)
         return v
 
+    def kernel(self):
+        if _zero(self.momentum):
+            return _SGD
+        return _NESTEROV if self.nesterov else _MOMENTUM
+
+    def fused_step(self, run, p, pn, g, fstate, lr):
+        if _zero(self.momentum):
+            run(p, g, lr, pn)
+            return None
+        run(p, g, lr, self.momentum, pn, fstate)
+        return fstate
+
 
 @dataclass(frozen=True)
 class Adam:
@@ -130,6 +155,16 @@ class Adam:
         ops.multiply(mo, lr_t, out=g)
         ops.divide(g, s, out=g)
         ops.subtract(p, g, out=pn)
+        return (count, mo, ve)
+
+    def kernel(self):
+        return _ADAM
+
+    def fused_step(self, run, p, pn, g, fstate, lr):
+        count, mo, ve = fstate
+        count += 1
+        b1, b2 = self.beta_1, self.beta_2
+        run(p, g, lr * (1 - b2**count) ** 0.5 / (1 - b1**count), b1, b2, self.epsilon, pn, mo, ve)
         return (count, mo, ve)
 
 

@@ -63,6 +63,8 @@ class Buffer:
         self._scratch = ops.empty_like(self._flats[0])
         self._fstate = opt.flat_state(state, self._pack)
         self._flat_opt = self._spread_fields(opt)
+        # the optimizer's whole update as one fused kernel, where the backend compiles kernels
+        self._fused_step = ops.kernel(opt.kernel()) if callable(getattr(opt, "kernel", None)) else None
         self._lr_key = self._lr_flat = None
         self._steps = 0
 
@@ -149,7 +151,13 @@ class Buffer:
         plan = []
         for (shape_w, _), act in zip(self._shapes, self._acts, strict=True):
             z, y, g, q = (ops.empty((*shape_w[:-2], n, shape_w[-1]), X) for _ in range(4))
-            plan.append((z, y, g, q, act.f_out, act.f, act.vjp_out, act.vjp))
+            f_out, vjp_out = act.f_out, act.vjp_out
+            fused_f, fused_vjp = ops.kernel(act.kernel_f), ops.kernel(act.kernel_vjp)
+            if fused_f is not None:  # one pass where the backend compiles the op's kernel
+                f_out = _forward_kernel(fused_f)
+            if fused_vjp is not None:
+                vjp_out = _vjp_kernel(fused_vjp)
+            plan.append((z, y, g, q, f_out, act.f, vjp_out, act.vjp))
         ones = None
         if self._stacked:
             ones = self._xp.reshape(self._xp.ones_like(X[(0,) * (X.ndim - 2)][:, 0]), (1, n))
@@ -211,9 +219,14 @@ class Buffer:
                 self._lr_key, self._lr_flat = lr, self._spread(lr)
             lr = self._lr_flat
         nxt = (self._pos + 1) % 3
-        self._fstate = self._flat_opt.flat_step(
-            ops, self._flats[self._pos], self._flats[nxt], self._grad_flat, self._scratch, self._fstate, lr
-        )
+        if self._fused_step is not None:
+            self._fstate = self._flat_opt.fused_step(
+                self._fused_step, self._flats[self._pos], self._flats[nxt], self._grad_flat, self._fstate, lr
+            )
+        else:
+            self._fstate = self._flat_opt.flat_step(
+                ops, self._flats[self._pos], self._flats[nxt], self._grad_flat, self._scratch, self._fstate, lr
+            )
         self._pos = nxt
         self._steps += 1
         return value, outs[-1]
@@ -247,3 +260,21 @@ class Buffer:
         layers = self._views(self._ops.copy(self._flats[(self._pos - back) % 3]))
         correct = B.to_numpy(self._xp.stack(correct)) if correct else np.zeros(0)
         return np.asarray(values, dtype=float), np.asarray(correct, dtype=float), layers
+
+
+def _forward_kernel(run):
+    """A compiled ``kernel_f`` in the shape of ``f_out(ops, z, out)``."""
+
+    def f_out(ops, z, out):
+        return run(z, out)
+
+    return f_out
+
+
+def _vjp_kernel(run):
+    """A compiled ``kernel_vjp`` in the shape of ``vjp_out(ops, z, y, g, q)``, rewriting ``g``."""
+
+    def vjp_out(ops, z, y, g, q):
+        return run(z, y, g)
+
+    return vjp_out
