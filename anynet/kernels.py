@@ -4,8 +4,8 @@ Beside its pure and in-place forms, an op may give a ``Kernel``: typed inputs an
 of statements written in the part of C that is also Python (arithmetic, the functions in ``MATH``,
 and ``where(c, a, b)`` for C's ``c ? a : b``). On CuPy, ``BufferOps.kernel`` compiles one into a
 single ``cupy.ElementwiseKernel``: an activation or its derivative in one pass instead of two to
-four, an optimizer's whole update over the flat parameter buffer in one launch instead of six to
-eleven. Where nothing compiles kernels (NumPy, PyTorch), the buffer engine runs the in-place forms.
+four, an optimizer's whole update over the flat parameter buffer in one launch instead of two to
+twelve. Where nothing compiles kernels (NumPy, PyTorch), the buffer engine runs the in-place forms.
 
 ``numpy_kernel`` runs a body with NumPy under CuPy's calling convention (inputs, then the outputs,
 written in place), so the tests check on any machine that each kernel computes its op's pure form,

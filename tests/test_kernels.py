@@ -66,7 +66,7 @@ def test_activation_kernels_compute_the_pure_forms(name, rng, compile_kernel, on
     ids=["sgd", "momentum", "nesterov", "adam"],
 )
 def test_optimizer_kernels_take_the_flat_steps(opt, rng, compile_kernel, on, backend):
-    """One fused update equals the flat kernel's six to eleven out= passes, per-parameter rates too."""
+    """One fused update equals the flat kernel's two to twelve out= passes, per-parameter rates too."""
     ops = B.buffer_ops("cupy" if backend == "cupy" else "numpy")
     n = 50
     p, g = on(rng.normal(size=n)), on(rng.normal(size=n))
