@@ -3,7 +3,7 @@
 Beside its pure and in-place forms, an op may give a ``Kernel``: typed inputs and outputs and a body
 of statements written in the part of C that is also Python (arithmetic, the functions in ``MATH``,
 and ``where(c, a, b)`` for C's ``c ? a : b``). On CuPy, ``BufferOps.kernel`` compiles one into a
-single ``cupy.ElementwiseKernel``: an activation or its derivative in one pass instead of two to
+single ``cupy.ElementwiseKernel``: an activation or its derivative in one pass instead of up to
 four, an optimizer's whole update over the flat parameter buffer in one launch instead of two to
 twelve. Where nothing compiles kernels (NumPy, PyTorch), the buffer engine runs the in-place forms.
 
