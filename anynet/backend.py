@@ -483,6 +483,15 @@ class BufferOps:
             _KERNELS[key] = self._compile(spec)
         return _KERNELS[key]
 
+    def inner(self, a, b):
+        """``Σ a·b`` over the last two axes: a number for matrices (``vdot``), one per member for a
+        stack (either may be the shared ``(n, m)`` operand of a ``(..., n, m)`` stack)."""
+        if a.ndim == 2 and b.ndim == 2:
+            return self.vdot(a, b)
+        if self.name == "torch":
+            return self.lib.sum(a * b, dim=(-2, -1))
+        return self.lib.einsum("...ij,...ij->...", a, b)
+
     def bmatmul(self, a, b, out):
         """``out = a @ b`` with the standard's ``matmul`` semantics: stacks of matrices, broadcast over
         the leading axes (a stack of networks' ``(k, n, n_in) @ (k, n_in, n_out)``)."""

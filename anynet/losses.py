@@ -12,8 +12,8 @@ A loss owns all its forms, side by side:
   stays a sum). For a stack, ``w`` may also be ``(..., n, 1)``, one set of rows per member.
 - optionally in place, for the buffer engine: ``grad_out(ops, z, y, t, g) -> value`` writes the
   unweighted gradient (``grad_z`` if the loss has a fused one, else ``grad_y``) into the buffer ``g``
-  and returns the value. ``ops`` is ``anynet.backend.BufferOps``. Without it, or with row weights,
-  the engine uses the pure form.
+  and returns the value (one per member for a stack). ``ops`` is ``anynet.backend.BufferOps``.
+  Without it, or with row weights, the engine uses the pure form.
 """
 
 from __future__ import annotations
@@ -127,27 +127,27 @@ def _fused_grad(y, t, *, xp, w=None):
 
 def _half_sse_out(ops, z, y, t, g):
     ops.subtract(y, t, out=g)
-    return 0.5 * ops.vdot(g, g)
+    return 0.5 * ops.inner(g, g)
 
 
 def _mse_out(ops, z, y, t, g):
     ops.subtract(y, t, out=g)
-    size = t.shape[0] * t.shape[1]
-    value = ops.vdot(g, g) / size
+    size = t.shape[-2] * t.shape[-1]
+    value = ops.inner(g, g) / size
     ops.multiply(g, 2 / size, out=g)
     return value
 
 
 def _half_mse_out(ops, z, y, t, g):
     ops.subtract(y, t, out=g)
-    value = (0.5 / t.shape[0]) * ops.vdot(g, g)
-    ops.multiply(g, 1 / t.shape[0], out=g)
+    value = (0.5 / t.shape[-2]) * ops.inner(g, g)
+    ops.multiply(g, 1 / t.shape[-2], out=g)
     return value
 
 
 def _bce_out(ops, z, y, t, g):
     ops.subtract(y, t, out=g)
-    ops.multiply(g, 1 / t.shape[0], out=g)
+    ops.multiply(g, 1 / t.shape[-2], out=g)
     return _bce(z, y, t, xp=ops.xp)
 
 
@@ -155,9 +155,9 @@ def _ce_out(ops, z, y, t, g):
     # -Σ t·log_softmax(z)/n with log_softmax(z) = z - max(z) - log Σe^(z - max z). The softmax's
     # largest entry is e^0/Σ, so log Σ = -log(max y): no second pass of exp over z.
     shift = ops.subtract(ops.row_max(z), ops.log(ops.row_max(y)))
-    value = (ops.vdot(ops.row_sum(t), shift) - ops.vdot(t, z)) / t.shape[0]
+    value = (ops.inner(ops.row_sum(t), shift) - ops.inner(t, z)) / t.shape[-2]
     ops.subtract(y, t, out=g)
-    ops.multiply(g, 1 / t.shape[0], out=g)
+    ops.multiply(g, 1 / t.shape[-2], out=g)
     return value
 
 

@@ -65,8 +65,11 @@ def test_classifier_stack_equals_gridsearch_fit_by_fit(backend):
     padded where folds differ): one stack of 32 fits, each the network GridSearchCV trains."""
     est = MLPClassifier(hidden_layer_sizes=(6,), max_iter=12, batch_size=32, random_state=0)
     grid = {"learning_rate_init": [1e-3, 1e-2], "alpha": [1e-4, 0.1], "random_state": [0, 7]}
-    ours, theirs = both(est, grid, X, Y, cv=4, scoring="neg_log_loss")
+    ours, theirs = both(est, grid, X, Y, cv=4, scoring="neg_log_loss", return_train_score=True)
     assert_same_results(ours, theirs, atol=tolerance(ours.best_estimator_._net.backend))
+    for split in range(4):
+        key = f"split{split}_train_score"
+        np.testing.assert_allclose(ours.cv_results_[key], theirs.cv_results_[key], rtol=0, atol=1e-6, err_msg=key)
     assert [(s["fits"], s["stacked"]) for s in ours.stacks_] == [(32, True)]
     assert ours.best_score_ == pytest.approx(theirs.best_score_, abs=1e-6)
 

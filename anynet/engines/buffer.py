@@ -12,7 +12,7 @@ out non-finite, without a copy per step. ``step`` takes row weights ``w`` (``(n,
 
 It also trains a stack of networks (the stacked engine hands it one on NumPy, CuPy and PyTorch):
 ``W``: ``(..., n_in, n_out)``, ``b``: ``(..., 1, n_out)``, products broadcast over the leading axes,
-each bias gradient one product with a row of ones, the loss in its pure form (one value per member),
+each bias gradient one product with a row of ones, each loss value one per member,
 and per-member ``lr``, ``alpha`` and optimizer settings (``(..., 1, 1)`` arrays) spread out once to one
 value per parameter, so the optimizer's flat kernel runs unchanged.
 """
@@ -184,9 +184,9 @@ class Buffer:
         z, _, g, q, _, _, vjp_out, vjp = plan[last]
         y = a
         loss = self._loss
-        if loss.grad_out is not None and not stacked and w is None:
+        if loss.grad_out is not None and w is None:
             value = loss.grad_out(ops, z, y, t, g)
-        else:  # the pure form: per member for a stack, and the one that takes row weights
+        else:  # the pure form, the one that takes row weights
             value = loss.value(z, y, t, xp=xp, w=w)
             g = loss.grad_z(y, t, xp=xp, w=w) if loss.grad_z is not None else loss.grad_y(y, t, xp=xp, w=w)
         if loss.grad_z is None:  # g is dL/dy: through the output activation (g * f'(z), over g)
