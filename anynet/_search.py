@@ -90,8 +90,7 @@ class MLPSearchCV(GridSearchCV):
         cv = check_cv(self.cv, y, classifier=is_classifier(base))
         splits = list(cv.split(X, y, groups))
         self.n_splits_ = len(splits)
-        n = X.shape[0]
-        sw = None if sample_weight is None else sample_weights(_host(sample_weight), n)
+        sw = None if sample_weight is None else sample_weights(_host(sample_weight), _num_samples(X))
         fit_params = {} if sw is None else {"sample_weight": sw}
         # as GridSearchCV: sample_weight also weighs the scores, where every scorer takes it
         weigh_scores = sw is not None and getattr(self, "_check_scorers_accept_sample_weight", bool)()

@@ -167,3 +167,11 @@ def test_a_diverging_fit_gets_the_error_score():
     np.testing.assert_array_equal(np.isnan(ours.cv_results_["mean_test_score"]), [False, True])
     np.testing.assert_allclose(ours.cv_results_["mean_test_score"][0], theirs.cv_results_["mean_test_score"][0])
     assert ours.stacks_ == [{"candidates": [0, 1], "fits": 4, "stacked": True, "seconds": ours.stacks_[0]["seconds"]}]
+
+
+def test_lists_in_as_gridsearchcv_takes_them():
+    est = MLPClassifier(hidden_layer_sizes=(3,), max_iter=3, random_state=0)
+    weights = np.linspace(0.5, 1.5, X.shape[0]).tolist()
+    ours, theirs = both(est, {"alpha": [1e-4, 1e-1]}, X.tolist(), Y.tolist(), cv=3, sample_weight=weights)
+    assert_same_results(ours, theirs)
+    assert ours.stacks_[0]["stacked"]
