@@ -11,6 +11,7 @@ import contextlib
 import gc
 import importlib
 import importlib.metadata
+import json
 import os
 import platform
 import statistics
@@ -365,3 +366,13 @@ def machine_info() -> dict[str, str]:
     }
     info["versions"] = ", ".join(f"{k} {v}" for k, v in versions().items())
     return info
+
+
+def write_results(out: Path, stem: str, title: str, intro: list[str], body: list[str], data: dict) -> str:
+    """``<out>/<stem>.md`` (the title, the intro lines, the body, the machine) and ``<stem>.json``
+    (``data`` and the machine); returns the text written to the ``.md``."""
+    info = machine_info()
+    text = "\n".join([f"# {title}", "", *intro, "", *body, "", *[f"- {k}: {v}" for k, v in info.items()]]) + "\n"
+    (out / f"{stem}.md").write_text(text, encoding="utf-8")
+    (out / f"{stem}.json").write_text(json.dumps(data | {"machine": info}, indent=2) + "\n", encoding="utf-8")
+    return text

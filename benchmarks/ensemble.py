@@ -13,7 +13,6 @@ smoke test) writes to benchmarks/results/quick/, which git ignores.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -23,7 +22,17 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from common import Contender, block, fmt_ratio, fmt_time, import_optional, log, machine_info, measure, table  # noqa: E402
+from common import (  # noqa: E402
+    Contender,
+    block,
+    fmt_ratio,
+    fmt_time,
+    import_optional,
+    log,
+    measure,
+    table,
+    write_results,
+)
 
 import anynet  # noqa: E402
 from anynet import backend as B  # noqa: E402
@@ -136,27 +145,21 @@ def main(argv: list[str] | None = None) -> int:
             target = f"target ≤ {TARGET_RATIO:g}x"
             verdicts.append(f"{backend}: {TARGET_MEMBERS} members in {at:.2f}x one network's time ({met}; {target})")
 
-    info = machine_info()
     head = ["row", "time", "÷ one network", "speed-up over one after another"]
-    text = [
-        "# Ensembles: many networks at once",
-        "",
-        f"The seed's XOR network ({'-'.join(map(str, SIZES))}, sigmoid), {steps} full-batch steps, best of {repeats}.",
-        "" if not args.quick else "A --quick smoke run: too few steps for the ratios to mean much.",
-        "",
-        table(head, lines),
-        "",
-        *[f"- {v}" for v in verdicts],
-        "",
-        *[f"- {k}: {v}" for k, v in info.items()],
-    ]
-    (out / "ensemble.md").write_text("\n".join(text) + "\n", encoding="utf-8")
-    (out / "ensemble.json").write_text(
-        json.dumps({"steps": steps, "repeats": repeats, "machine": info, "results": results}, indent=2) + "\n",
-        encoding="utf-8",
+    text = write_results(
+        out,
+        "ensemble",
+        "Ensembles: many networks at once",
+        [
+            f"The seed's XOR network ({'-'.join(map(str, SIZES))}, sigmoid), {steps} full-batch steps, "
+            f"best of {repeats}.",
+            "" if not args.quick else "A --quick smoke run: too few steps for the ratios to mean much.",
+        ],
+        [table(head, lines), "", *[f"- {v}" for v in verdicts]],
+        {"steps": steps, "repeats": repeats, "results": results},
     )
     _plot(results, out / "ensemble-sweep.png", steps)
-    print("\n".join(text))
+    print(text)
     return 0
 
 

@@ -18,7 +18,6 @@ A full run writes ``benchmarks/results/search.md`` and ``search.json``; ``--quic
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import warnings
@@ -30,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from common import fmt_time, log, machine_info, table  # noqa: E402
+from common import fmt_time, log, table, write_results  # noqa: E402
 
 TARGET = 0.2
 
@@ -138,28 +137,21 @@ def main(argv: list[str] | None = None) -> int:
             verdicts.append(
                 f"{name} on {backend}: {r['ratio']:.2f}× GridSearchCV's time (measured and reported, no target)"
             )
-    info = machine_info()
     head = ["job", "backend", "fits", "MLPSearchCV", "GridSearchCV (n_jobs=1)", "ratio", "same best_params_"]
     head.append("max |Δ mean score|")
-    text = [
-        "# A search trained as stacks: MLPSearchCV against GridSearchCV",
-        "",
-        f"Same estimator, grid and {cv}-fold split on both sides; both refit the best candidate on all rows"
-        " (included in the times). One run each.",
-        "" if not args.quick else "A --quick smoke run: too little work for the ratios to mean much.",
-        "",
-        table(head, table_rows),
-        "",
-        *[f"- {k}: {w}" for k, w in whats.items()],
-        *[f"- {v}" for v in verdicts],
-        "",
-        *[f"- {k}: {v}" for k, v in info.items()],
-    ]
-    (out / "search.md").write_text("\n".join(text) + "\n", encoding="utf-8")
-    (out / "search.json").write_text(
-        json.dumps({"cv": cv, "machine": info, "results": results}, indent=2) + "\n", encoding="utf-8"
+    text = write_results(
+        out,
+        "search",
+        "A search trained as stacks: MLPSearchCV against GridSearchCV",
+        [
+            f"Same estimator, grid and {cv}-fold split on both sides; both refit the best candidate on all rows"
+            " (included in the times). One run each.",
+            "" if not args.quick else "A --quick smoke run: too little work for the ratios to mean much.",
+        ],
+        [table(head, table_rows), "", *[f"- {k}: {w}" for k, w in whats.items()], *[f"- {v}" for v in verdicts]],
+        {"cv": cv, "results": results},
     )
-    print("\n".join(text))
+    print(text)
     return 0
 
 
