@@ -366,3 +366,17 @@ def test_cli_refuses_bad_member_options_and_writes_nothing(tmp_path, capsys, mon
     if code == 2:
         assert match in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_member_whose_last_update_overflows_keeps_the_weights_before_it(rng):
+    """Every loss finite, but the last step's update overflows one member's weights: that member
+    keeps the weights the step started from (its last finite loss's), the other trains on."""
+    X, y = _data(rng)
+    ens = anynet.Ensemble(SIZES, members=2, seed=4, activation="relu", output_activation="identity", dtype="float64")
+    start = [anynet.to_numpy(W).copy() for W in ens.members[1].weights]
+    with pytest.warns(RuntimeWarning, match=r"member\(s\) \[1\] of 2 diverged"):
+        ens.fit(X * 1e4, np.eye(3)[y], verbose=0, loss="mse", optimizer="sgd", lr=[0.01, 1e308], epochs=1)
+    assert list(ens.diverged) == [1]
+    for W, W0 in zip(ens.members[1].weights, start, strict=True):
+        np.testing.assert_array_equal(anynet.to_numpy(W), W0)
+    assert all(np.isfinite(anynet.to_numpy(W)).all() for W in ens.members[0].weights)

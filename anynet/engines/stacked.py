@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import backend as B
 from .. import core
+from ..tree import tree_map
 from .buffer import Buffer
 
 
@@ -158,6 +159,8 @@ class Stacked:
     def last_finite(self):
         """After ``run``: per member, the weights that produced its last finite loss of this fit (the
         starting ones if it had none); the others' are one step back."""
+        if self._buffer is not None and self._prev is None:  # no loss of the last run was non-finite
+            return tree_map(self._buffer._ops.copy, self._buffer.previous(1))
         return self._prev
 
     def _run(self, X, t, lrs, track_acc):
@@ -184,6 +187,7 @@ class Stacked:
         buf = self._buffer
         lrs = self._rates(lrs)
         start = buf.checkpoint()
+        self._prev = None  # every loss finite: the weights before the last step (see last_finite)
         values, correct = self._epochs(X, t, lrs, track_acc, careful=False)
         if not np.isfinite(values).all():
             buf.restore(start)
