@@ -519,11 +519,13 @@ class _Run:
         table = np.concatenate(self.rows, axis=-1) if self.rows else np.zeros((4, self.k, 0))
         lrs = np.concatenate(self.lrs, axis=-1) if self.lrs else np.zeros((self.k, 0))
         vk = 2 if track else 1
+        losses = table[0] / self.divisor  # (members, epochs), scaled once for all members
+        monitored = table[vk] if has_val else losses
         out = []
         for i in range(self.k):
             m = int(self.recorded[i])
             h = History(monitor=self.monitor, backend=self.name, device=self.net.device)
-            h.loss = (table[0, i, :m] / self.divisor).tolist()
+            h.loss = losses[i, :m].tolist()
             h.lr = lrs[i, :m].tolist()
             if track:
                 h.accuracy = (table[1, i, :m] / n).tolist()
@@ -532,9 +534,9 @@ class _Run:
                 if track:
                     h.val_accuracy = (table[vk + 1, i, :m] / self.Xv.shape[0]).tolist()
             if self.lean and m:
-                series = h.val_loss if has_val else h.loss
-                self.best_epoch[i] = int(np.argmin(series))  # the first minimum, as the rule "strictly better" finds
-                self.best_value[i] = series[self.best_epoch[i]]
+                # the first minimum, as the rule "strictly better" finds; on the array, not the list
+                self.best_epoch[i] = int(np.argmin(monitored[i, :m]))
+                self.best_value[i] = monitored[i, self.best_epoch[i]]
             if self.best_epoch[i] >= 0:
                 h.best_epoch, h.best_value = int(self.best_epoch[i]), float(self.best_value[i])
             h.stopped_early = bool(self.stopped[i]) or i in self.diverged
