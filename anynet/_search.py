@@ -224,19 +224,22 @@ class _Data:
         self.refused = self.classifier and any(
             not np.array_equal(unique_labels(_host(y)[train]), est.classes_) for train, _ in splits
         )
-        self._tests: dict[int, tuple] = {}
+        self._tests: dict[int, tuple] = {}  # each fold's test rows: the folds' together are one copy of X
+        self._train: tuple = (None, None)  # one fold's training rows at a time (scored fold by fold)
 
-    def test(self, f: int, base: _BaseMLP) -> tuple:
-        """``(X_test, y_test, test score params, X_train, y_train, train score params)`` of fold
-        ``f``, as ``GridSearchCV`` cuts them."""
+    def test(self, f: int, base: _BaseMLP, *, train: bool = False) -> tuple:
+        """``(X_test, y_test, test score params)`` of fold ``f`` as ``GridSearchCV`` cuts them, and
+        with ``train`` also ``(X_train, y_train, train score params)``."""
+        rows, test = self.splits[f]
         if f not in self._tests:
-            train, test = self.splits[f]
-            X_train, y_train = _safe_split(base, self.X_raw, self.y_raw, train)
-            X_test, y_test = _safe_split(base, self.X_raw, self.y_raw, test, train)
-            on_test = {k: v[test] for k, v in self.score_params.items()}
-            on_train = {k: v[train] for k, v in self.score_params.items()}
-            self._tests[f] = (X_test, y_test, on_test, X_train, y_train, on_train)
-        return self._tests[f]
+            X_test, y_test = _safe_split(base, self.X_raw, self.y_raw, test, rows)
+            self._tests[f] = (X_test, y_test, {k: v[test] for k, v in self.score_params.items()})
+        if not train:
+            return self._tests[f]
+        if self._train[0] != f:
+            X_train, y_train = _safe_split(base, self.X_raw, self.y_raw, rows)
+            self._train = (f, (X_train, y_train, {k: v[rows] for k, v in self.score_params.items()}))
+        return self._tests[f] + self._train[1]
 
 
 class _Stack:
@@ -431,9 +434,9 @@ class _Run:
         search, stack, data = self.stack.search, self.stack, self.stack.data
         scorers = search._get_scorers()[0]
         out = {}
-        for g in range(self.G):
+        for g in sorted(range(self.G), key=lambda g: self.folds[g]):  # fold by fold: one training split at a time
             f = self.folds[g]
-            X_test, y_test, on_test, X_train, y_train, on_train = data.test(f, search.estimator)
+            X_test, y_test, on_test, *on_train_rows = data.test(f, search.estimator, train=search.return_train_score)
             for j in range(self.m):
                 c = self.fits[g][j]
                 est = self._fitted(stack.estimators[c], final[g, j], g, j, curves, int(epochs[g, j]), n_train[g])
@@ -446,6 +449,7 @@ class _Run:
                 result["test_scores"] = _score(est, X_test, y_test, scorers, on_test, search.error_score)
                 result["score_time"] = time.perf_counter() - t0
                 if search.return_train_score:
+                    X_train, y_train, on_train = on_train_rows
                     result["train_scores"] = _score(est, X_train, y_train, scorers, on_train, search.error_score)
                 result["fit_error"] = None
                 out[c, f] = result
