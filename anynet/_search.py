@@ -56,8 +56,8 @@ class MLPSearchCV(GridSearchCV):
     of each stack at once.
 
     Takes ``GridSearchCV``'s parameters (``estimator``, ``param_grid``, ``scoring``, ``refit``, ``cv``,
-    ``verbose``, ``error_score``, ``return_train_score``; ``n_jobs`` and ``pre_dispatch`` only reach
-    the candidates that train one by one) and gives its attributes: ``cv_results_``, ``best_params_``,
+    ``verbose``, ``error_score``, ``return_train_score``; ``n_jobs`` and ``pre_dispatch`` are taken
+    and not used: every fit runs in this process) and gives its attributes: ``cv_results_``, ``best_params_``,
     ``best_score_``, ``best_index_``, ``best_estimator_``, ``scorer_``, ``n_splits_``, ``refit_time_``,
     ``multimetric_``, and ``predict``/``score``/... through the refitted best estimator.
 
