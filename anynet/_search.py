@@ -42,7 +42,7 @@ from sklearn.utils.validation import indexable
 
 from . import activations, engines, losses, optimizers, sparse
 from . import backend as B
-from ._validate import sample_weights
+from ._validate import all_finite, sample_weights
 from .sklearn import _OUTPUT, MLPClassifier, _BaseMLP, _glorot, _host, _on
 
 __all__ = ["MLPSearchCV"]
@@ -216,12 +216,10 @@ class _Data:
         est = clone(estimators[0])
         self.place = est._where(X, y)
         self.X, self.T = est._validate_input(X, y, self.place, False, reset=True)
-        self.template = est
         self.splits, self.sw, self.score_params = splits, sw, score_params
         self.X_raw, self.y_raw = X, y
-        self.classifier = is_classifier(base)
         #: a fold whose training rows miss a class has other outputs: its fits cannot join a stack
-        self.refused = self.classifier and any(
+        self.refused = is_classifier(base) and any(
             not np.array_equal(unique_labels(_host(y)[train]), est.classes_) for train, _ in splits
         )
         self._tests: dict[int, tuple] = {}  # each fold's test rows: the folds' together are one copy of X
@@ -457,9 +455,8 @@ class _Run:
 
     def _fitted(self, est, layers, g, j, curves, epochs, n_train):
         """``est`` holding member ``(g, j)``'s weights and fit record, or ``None`` if they are not finite."""
-        xp = self.xp
         mine = [(W[g, j, ...], b[g, j, 0, ...]) for W, b in layers]
-        if not all(bool(xp.all(xp.isfinite(a))) for pair in mine for a in pair):
+        if not all(all_finite(a, self.xp) for pair in mine for a in pair):
             return None
         est = clone(est)
         tpl = self.template

@@ -124,14 +124,13 @@ class Buffer:
     def checkpoint(self):
         """A copy of the weights and the optimizer's state, for ``restore``."""
         copy = self._ops.copy
-        fstate = tree_map(lambda a: copy(a) if hasattr(a, "shape") else a, self._fstate)
-        return copy(self._flats[self._pos]), fstate, self._steps
+        return copy(self._flats[self._pos]), tree_map(copy, self._fstate), self._steps  # counts stay numbers
 
     def restore(self, checkpoint) -> None:
         """Back to the weights and optimizer state of ``checkpoint``."""
         flat, fstate, steps = checkpoint
         self._ops.copy_into(self._flats[self._pos], flat)
-        self._fstate = tree_map(lambda a: self._ops.copy(a) if hasattr(a, "shape") else a, fstate)
+        self._fstate = tree_map(self._ops.copy, fstate)
         self._steps = steps
 
     def previous(self, k: int):
