@@ -103,6 +103,24 @@ def default_backend() -> tuple[str, str | None]:
     return "numpy", None
 
 
+def placement(backend: str | None, device: str | None) -> tuple[str, str | None]:
+    """Where a network goes: ``backend`` and ``device`` as named; a part left ``None`` comes from the
+    default (``use()``, then the environment). The default device applies to the default backend
+    only: ``use("torch", "cuda:0")`` puts ``Network(backend="torch")`` on ``cuda:0``, and
+    ``Network(backend="numpy")`` on the CPU."""
+    if backend is not None and device is not None:
+        return check_name(backend), device
+    if backend is None:
+        default, default_device = default_backend()
+        return default, default_device if device is None else device
+    check_name(backend)
+    try:
+        default, default_device = default_backend()
+    except ValueError:  # a bad ANYNET_BACKEND concerns networks that take the default, not this one
+        return backend, None
+    return backend, default_device if backend == default else None
+
+
 # --------------------------------------------------------------------------- importing
 
 
@@ -202,6 +220,12 @@ def native_device(name: str, device: str | None) -> Any:
         dev = "cuda:0"
     if dev is not None and dev.startswith("cuda") and ":" not in dev:
         dev = "cuda:0"
+    if BACKENDS[name].gpu_only and dev is not None and not dev.startswith("cuda"):
+        msg = (
+            f"backend {name!r} runs on CUDA GPUs only; device {device!r} is not available. "
+            "For the CPU use backend='numpy' (or torch/jax with device='cpu')"
+        )
+        raise BackendError(msg)
     if name in ("numpy", "dask"):
         if dev not in (None, "cpu"):
             msg = (
@@ -245,7 +269,7 @@ def native_device(name: str, device: str | None) -> Any:
 def _cuda_index(dev: str, given: object) -> int:
     try:
         return int(dev.split(":", 1)[1])
-    except ValueError:
+    except (ValueError, IndexError):
         msg = f"cannot read device {given!r}; expected 'cpu', 'cuda' or 'cuda:N'"
         raise BackendError(msg) from None
 
@@ -344,15 +368,22 @@ def dtype_for(xp: Any, name: str, native: Any, dtype: Any) -> Any:
         msg = f"dtype must be 'float32' or 'float64', got {dtype!r}"
         raise ValueError(msg)
     if text == "float64" and name == "jax":
-        import jax
-
-        if not jax.config.read("jax_enable_x64"):
+        if not has_float64(name):
             msg = (
                 "float64 on JAX needs 64-bit mode; set JAX_ENABLE_X64=1 or call "
                 "jax.config.update('jax_enable_x64', True) before creating arrays"
             )
             raise BackendError(msg)
     return getattr(xp, text)
+
+
+def has_float64(name: str) -> bool:
+    """Whether backend ``name`` can make float64 arrays now (JAX only in its 64-bit mode)."""
+    if name != "jax":
+        return True
+    import jax
+
+    return bool(jax.config.read("jax_enable_x64"))
 
 
 def dtype_name(dtype: Any) -> str:

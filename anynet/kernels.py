@@ -67,10 +67,22 @@ def numpy_kernel(kernel: Kernel) -> Callable[..., Any]:
     return run
 
 
+#: NVRTC may otherwise contract ``a * b + c`` into one fused multiply-add, rounded once where the
+#: op's pure form (separate array operations) rounds twice: a last-bit difference (``1 - y * y`` in
+#: tanh's derivative came out 1e-10 apart, relatively, near y = ±1). Element-wise passes are bound by
+#: memory, not arithmetic, so the kernel gives up nothing by computing exactly what the pure form does.
+NVRTC_OPTIONS = ("--fmad=false",)
+
+
 def cupy_kernel(kernel: Kernel) -> Callable[..., Any]:
     """``kernel`` compiled by CuPy (on its first call, for the dtypes it is given)."""
     import cupy
 
     return cupy.ElementwiseKernel(
-        kernel.inputs, kernel.outputs, kernel.body, f"anynet_{kernel.name}", preamble=PREAMBLE
+        kernel.inputs,
+        kernel.outputs,
+        kernel.body,
+        f"anynet_{kernel.name}",
+        preamble=PREAMBLE,
+        options=NVRTC_OPTIONS,
     )

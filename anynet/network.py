@@ -64,7 +64,9 @@ class Network:
     ) -> Network:
         """A network with the given weights ``[(n_in, n_out), ...]`` and optional biases ``[(n_out,), ...]``.
 
-        The arrays are copied. The backend, device and dtype follow the weights unless named.
+        The arrays are copied. The backend and device follow the weights unless named; so does the
+        dtype, on every backend: float32 weights make a float32 network, any others float64 (float32 on
+        JAX without its 64-bit mode, which has no float64).
         """
         if not isinstance(weights, (list, tuple)) or not weights:
             msg = f"weights must be a non-empty list of 2-D arrays, got {type(weights).__name__}"
@@ -91,9 +93,10 @@ class Network:
         place = same_place(**{f"weights[{i}]": W for i, W in enumerate(weights)})
         if backend is None and place is not None:
             backend, device = place if device is None else (place[0], device)
-        target = backend if backend is not None else B.default_backend()[0]
-        if dtype is None and hosts[0].dtype.kind == "f" and B.backend_of(weights[0]) == target:
-            dtype = str(hosts[0].dtype)  # arrays already on the target backend keep their precision
+        if dtype is None:  # the weights' precision, whatever the backend's default float
+            dtype = "float32" if hosts[0].dtype == np.float32 else "float64"
+            if dtype == "float64" and not B.has_float64(B.placement(backend, device)[0]):
+                dtype = "float32"
         net = cls.__new__(cls)
         net._configure(sizes, activation, output_activation, biases is not None, "uniform", None)
         net._place(backend, device, dtype)
@@ -125,10 +128,7 @@ class Network:
     def _place(self, backend: str | None, device: str | None, dtype: Any) -> None:
         """Resolve backend, device and dtype once; everything after uses ``self.xp`` and friends."""
         self._pinned = backend is not None
-        if backend is None:
-            backend, default_device = B.default_backend()
-            device = default_device if device is None else device
-        B.check_name(backend)
+        backend, device = B.placement(backend, device)
         self.backend = backend
         self.xp = B.namespace_for(backend)
         self._native = B.native_device(backend, device)

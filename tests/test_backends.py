@@ -136,6 +136,27 @@ def test_default_dtype_is_the_backends_default_float(xp, backend):
     assert B.dtype_name(anynet.Network([2, 1]).dtype) == expected
 
 
+def test_the_default_device_goes_with_the_default_backend(backend, device):
+    # named or not, the backend under test lands on the device under test (cuda:0 on a GPU run)
+    assert anynet.Network([2, 1]).device == device
+    assert anynet.Network([2, 1], backend=backend).device == device
+    assert anynet.Network([2, 1], backend="numpy").to(backend).device == device
+    # another backend than the default one takes its own default device, not the default's
+    other = "numpy" if backend != "numpy" else "array_api_strict"
+    assert anynet.Network([2, 1], backend=other).device == B.device_name(other, B.native_device(other, None))
+    with anynet.use("array_api_strict", "device1"):
+        assert anynet.Network([2, 1], backend="array_api_strict").device == "device1"
+        assert anynet.Network([2, 1], backend="array_api_strict", device="cpu").device == "CPU_DEVICE"
+
+
+def test_a_bad_default_does_not_stop_a_named_backend(monkeypatch):
+    monkeypatch.setenv("ANYNET_BACKEND", "nope")
+    with anynet.use(None):
+        assert anynet.Network([2, 1], backend="numpy").backend == "numpy"
+        with pytest.raises(ValueError, match=r"ANYNET_BACKEND='nope' is not a backend"):
+            anynet.Network([2, 1])
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_float32_and_float64_both_train(backend, dtype):
     net = anynet.Network([3, 4, 1], dtype=dtype, seed=0)
@@ -190,7 +211,24 @@ def test_cuda_without_a_device_says_so_at_construction(monkeypatch, backend):
         B.native_device("cupy", None)
 
 
+def test_a_gpu_only_backend_refuses_the_cpu(monkeypatch):
+    # CuPy imports here only with a CUDA toolkit; stand in for an installed CuPy that sees one GPU
+    monkeypatch.setattr(B, "_import", lambda name: object())
+    monkeypatch.setattr(B, "_cuda_count", lambda name: 1)
+    for device in ("cpu", "CPU", "cpu:0", "tpu"):
+        with pytest.raises(
+            anynet.BackendError, match=rf"backend 'cupy' runs on CUDA GPUs only; device {device!r} is not available"
+        ):
+            B.native_device("cupy", device)
+    with pytest.raises(anynet.BackendError, match=r"cannot read device 'cuda:x'; expected 'cpu', 'cuda' or 'cuda:N'"):
+        B.native_device("cupy", "cuda:x")
+
+
 def test_cpu_names_the_cpu_on_every_backend(backend):
+    if B.BACKENDS[backend].gpu_only:
+        with pytest.raises(anynet.BackendError, match=rf"backend '{backend}' runs on CUDA GPUs only"):
+            anynet.Network([2, 1], backend=backend, device="cpu")
+        return
     net = anynet.Network([2, 1], backend=backend, device="cpu")
     assert net.device == B.device_of(net.weights[0])
     assert net.device in anynet.backends()[backend]["devices"]

@@ -69,6 +69,18 @@ def test_from_weights_copies_its_input(rng):
     np.testing.assert_array_equal(anynet.to_numpy(net.weights[0]), kept)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64"])
+def test_from_weights_keeps_the_weights_precision_on_every_backend(backend, dtype):
+    # the seed's XOR from float64 NumPy weights must be float64 on torch too, whose default is float32
+    W = np.array([[1, -2], [3, 4]], dtype=dtype)
+    want = "float32" if dtype == "float32" else "float64"
+    for net in (anynet.Network.from_weights([W]), anynet.Network.from_weights([W], backend=backend)):
+        assert net.backend == backend
+        assert B.dtype_name(net.dtype) == want
+        assert B.dtype_name(net.weights[0].dtype) == want
+    assert B.dtype_name(anynet.Network.from_weights([W], dtype="float32").dtype) == "float32"
+
+
 def test_from_weights_on_backend_arrays_stays_there(backend, asarray, rng):
     net = anynet.Network.from_weights([asarray(rng.normal(size=(2, 3))), asarray(rng.normal(size=(3, 1)))])
     assert net.backend == backend
