@@ -504,6 +504,36 @@ class BufferOps:
         this with their ``dot`` on the instance."""
         return self.lib.mm(a, b, out=out)
 
+    def from_host(self, a, like, dtype=None):
+        """Host data ``a`` as a new array on the device of ``like``, with its dtype or ``dtype``."""
+        if self.name == "torch":
+            kind = like.dtype if dtype is None else getattr(self.lib, dtype)
+            return self.lib.as_tensor(np.asarray(a), dtype=kind, device=like.device).clone()
+        return self.lib.array(np.asarray(a), dtype=like.dtype if dtype is None else dtype)
+
+    def to_host(self, a):
+        return to_numpy(a)
+
+    def index_zero(self, like):
+        """A one-element int64 array holding 0, on the device of ``like``: a position a captured step
+        reads and advances."""
+        if self.name == "torch":
+            return self.lib.zeros(1, dtype=self.lib.int64, device=like.device)
+        return self.lib.zeros(1, dtype=np.int64)
+
+    def take_at(self, src, at, out):
+        """``out[0] = src[at[0]]`` with ``at`` a device index (``(1,)`` int64), no read back to the host."""
+        if self.name == "torch":
+            return self.lib.index_select(src, 0, at, out=out)
+        return self.lib.take(src, at, out=out)
+
+    def put_at(self, dst, at, value):
+        """``dst[at[0]] = value`` with ``at`` a device index, no read back to the host."""
+        if self.name == "torch":
+            dst.index_copy_(0, at, self.lib.reshape(value, (1,)).to(dst.dtype))
+        else:
+            dst[at] = value
+
     def kernel(self, spec: Any) -> Any:
         """The op's fused kernel ``spec`` compiled for this backend (once per process), or ``None``
         where the backend compiles none or the op gives none."""

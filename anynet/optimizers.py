@@ -13,6 +13,9 @@ An optimizer without them never runs on the buffer engine: ``engine="auto"`` tak
 engine, and ``engine="buffer"`` refuses it. With them it may also give the whole update as one fused
 GPU kernel: ``kernel() -> anynet.kernels.Kernel`` and ``fused_step(run, p, p_next, g, fstate, lr) ->
 fstate``, ``run`` being the compiled kernel; the engine uses it where the backend compiles kernels.
+An optimizer whose ``flat_step`` also works with ``lr`` and the numbers of its state (a step count)
+as 0-d device arrays (float64), advanced in place, says ``graph_safe = True``; the buffer engine may
+then capture its steps in a CUDA graph (``anynet.engines.graphs``).
 
 Learning-rate schedules live here too: ``schedule(lr0, epoch, epochs) -> lr`` on the host, once an epoch.
 """
@@ -22,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from . import core
 from .kernels import Kernel
@@ -55,6 +58,8 @@ class SGD:
     momentum: Any = 0.0
     nesterov: bool = False
     name: str = field(default="sgd", init=False)
+    #: ``flat_step`` takes ``lr`` as a device array: a captured step (a CUDA graph) replays right
+    graph_safe: ClassVar[bool] = True
 
     def init(self, layers, *, xp):
         return None if _zero(self.momentum) else _map(xp.zeros_like, layers)
@@ -115,6 +120,9 @@ class Adam:
     beta_2: float = 0.999
     epsilon: float = 1e-8
     name: str = field(default="adam", init=False)
+    #: ``flat_step`` takes ``lr`` and its step count as device arrays (it advances the count in place,
+    #: ``count += 1``, and computes the bias correction from it): a captured step replays right
+    graph_safe: ClassVar[bool] = True
 
     def init(self, layers, *, xp):
         return (0, _map(xp.zeros_like, layers), _map(xp.zeros_like, layers))

@@ -28,6 +28,7 @@ from .. import backend as B
 from .. import core, losses
 from ..optimizers import has_flat_kernel
 from ..tree import leaves, tree_map
+from . import graphs
 
 
 class Buffer:
@@ -67,6 +68,9 @@ class Buffer:
         self._fused_step = ops.kernel(opt.kernel()) if callable(getattr(opt, "kernel", None)) else None
         self._lr_key = self._lr_flat = None
         self._steps = 0
+        self._run_values: list = []
+        self._run_correct: list = []
+        self._graph: graphs.GraphRun | None = None  # full-batch steps captured on this data, if any
 
     def _pack(self, tree):
         """One new flat buffer holding every array of ``tree`` (a list of ``(W, b | None)``)."""
@@ -131,6 +135,15 @@ class Buffer:
         flat, fstate, steps = checkpoint
         self._ops.copy_into(self._flats[self._pos], flat)
         self._fstate = tree_map(self._ops.copy, fstate)
+        self._steps = steps
+        self._graph = None  # a captured step wrote the state arrays just replaced
+
+    def restore_in_place(self, checkpoint) -> None:
+        """``restore`` into the arrays the engine holds now (a captured step keeps writing those)."""
+        flat, fstate, steps = checkpoint
+        self._ops.copy_into(self._flats[self._pos], flat)
+        for dst, src in zip(leaves(self._fstate), leaves(fstate), strict=True):
+            self._ops.copy_into(dst, src)
         self._steps = steps
 
     def previous(self, k: int):
@@ -233,10 +246,36 @@ class Buffer:
     def run(self, X, t, lrs, track_acc):
         """Full-batch epochs with no Python between them but the step and reading the loss back (which
         the epoch loop does too); stops right after the first non-finite loss, so ``last_finite`` can
-        find the weights that produced the one before it in the ring."""
+        find the weights that produced the one before it in the ring. Where a capture serves the
+        backend and device (``anynet.engines.graphs``: PyTorch on CUDA), the steps after the first
+        few replay a CUDA graph, and the losses are read back once a block."""
         self._steps = 0
         self._start = self._pos
-        values, correct = self._run_values, self._run_correct = [], []
+        self._run_values, self._run_correct = [], []
+        capture = graphs.capture_for(self, X, lrs)
+        if capture is None:
+            self._eager(X, t, lrs, track_acc)
+            return self._host_values()
+        graph = self._graph
+        if graph is None or graph.key != graphs.key(X, t, track_acc):
+            self._graph = None
+            with capture.warm_up(self._like):
+                self._eager(X, t, lrs[: graphs.WARM_UP], track_acc)
+            self._run_correct = [float(c) for c in self._run_correct]
+            done = len(self._run_values)
+            if done < graphs.WARM_UP or not math.isfinite(self._run_values[-1]):
+                return self._host_values()
+            graph = self._graph = graphs.GraphRun(self, X, t, track_acc, capture)
+            lrs = lrs[done:]
+        graph.to_arrays()
+        try:
+            graph.run(lrs)
+        finally:
+            graph.to_numbers()
+        return self._host_values()
+
+    def _eager(self, X, t, lrs, track_acc) -> None:
+        values, correct = self._run_values, self._run_correct
         step, isfinite, xp = self.step, math.isfinite, self._xp
         for lr in lrs:
             value, y = step(X, t, lr)
@@ -246,8 +285,13 @@ class Buffer:
                 correct.append(core.accuracy_sum(y, t, xp=xp))
             if not isfinite(v):
                 break
-        if track_acc:
-            correct = B.to_numpy(xp.stack(correct)) if correct else np.zeros(0)
+
+    def _host_values(self, values=None, correct=None):
+        """The run's losses and correct counts as host arrays (the counts may still be device arrays)."""
+        values = self._run_values if values is None else values
+        correct = self._run_correct if correct is None else correct
+        if correct and not isinstance(correct[0], float):
+            correct = B.to_numpy(self._xp.stack(correct))
         return np.asarray(values, dtype=float), np.asarray(correct, dtype=float)
 
     def partial(self):
@@ -255,10 +299,12 @@ class Buffer:
         it completed, and the weights they ended with. A step commits its weights last, so if the
         cut came between a step and its loss being kept, those weights are one step back."""
         values, correct = list(self._run_values), list(self._run_correct)[: len(self._run_values)]
+        if self._graph is not None and self._graph.pending:  # replayed steps whose values were not read yet
+            more, hits = self._graph.unread()
+            values, correct = values + more, correct + hits
         back = 1 if self._steps > len(values) else 0
         layers = self._views(self._ops.copy(self._flats[(self._pos - back) % 3]))
-        correct = B.to_numpy(self._xp.stack(correct)) if correct else np.zeros(0)
-        return np.asarray(values, dtype=float), np.asarray(correct, dtype=float), layers
+        return (*self._host_values(values, correct), layers)
 
 
 def _forward_kernel(run):
