@@ -367,13 +367,12 @@ def dtype_for(xp: Any, name: str, native: Any, dtype: Any) -> Any:
     if text not in ("float32", "float64"):
         msg = f"dtype must be 'float32' or 'float64', got {dtype!r}"
         raise ValueError(msg)
-    if text == "float64" and name == "jax":
-        if not has_float64(name):
-            msg = (
-                "float64 on JAX needs 64-bit mode; set JAX_ENABLE_X64=1 or call "
-                "jax.config.update('jax_enable_x64', True) before creating arrays"
-            )
-            raise BackendError(msg)
+    if text == "float64" and name == "jax" and not has_float64(name):
+        msg = (
+            "float64 on JAX needs 64-bit mode; set JAX_ENABLE_X64=1 or call "
+            "jax.config.update('jax_enable_x64', True) before creating arrays"
+        )
+        raise BackendError(msg)
     return getattr(xp, text)
 
 

@@ -9,6 +9,7 @@ import itertools
 
 import numpy as np
 import pytest
+from conftest import tol
 
 import anynet
 from anynet import DivergedError
@@ -16,7 +17,6 @@ from anynet.cli import XOR_T, XOR_X
 from anynet.engines import graphs
 from anynet.engines.buffer import Buffer
 from anynet.optimizers import SGD, Adam
-from conftest import tol
 
 pytestmark = pytest.mark.skip_backend(
     "jax", "dask", "array_api_strict", reason="the buffer engine (the one that captures) runs on NumPy, CuPy, PyTorch"
@@ -185,8 +185,8 @@ def test_only_an_optimizer_that_promises_it_is_captured(monkeypatch, capture, as
     acts = [anynet.activations.get("sigmoid")] * 2
 
     def engine(opt):
-        state = opt.init(layers, xp=xp)
-        return Buffer(layers, state, acts=acts, loss=anynet.losses.get("half_sse"), opt=opt, alpha=0, xp=xp, backend=backend)
+        loss = anynet.losses.get("half_sse")
+        return Buffer(layers, opt.init(layers, xp=xp), acts=acts, loss=loss, opt=opt, alpha=0, xp=xp, backend=backend)
 
     assert graphs.capture_for(engine(SGD()), X, lrs) is capture
     assert graphs.capture_for(engine(Adam()), X, lrs) is capture
