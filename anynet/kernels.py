@@ -4,8 +4,8 @@ Beside its pure and in-place forms, an op may give a ``Kernel``: typed inputs an
 of statements written in the part of C that is also Python (arithmetic, the functions in ``MATH``,
 and ``where(c, a, b)`` for C's ``c ? a : b``). On CuPy, ``BufferOps.kernel`` compiles one into a
 single ``cupy.ElementwiseKernel``: an activation or its derivative in one pass instead of up to
-four, an optimizer's whole update over the flat parameter buffer in one launch instead of two to
-twelve. Where nothing compiles kernels (NumPy, PyTorch), the buffer engine runs the in-place forms.
+four (with the bias added in the same pass, ``bias_then``), an optimizer's whole update over the flat
+parameter buffer in one launch instead of two to twelve. Where nothing compiles kernels (NumPy, PyTorch), the buffer engine runs the in-place forms.
 
 ``numpy_kernel`` runs a body with NumPy under CuPy's calling convention (inputs, then the outputs,
 written in place), so the tests check on any machine that each kernel computes its op's pure form,
@@ -44,6 +44,13 @@ class Kernel:
     inputs: str
     outputs: str
     body: str
+
+
+def bias_then(kernel: Kernel) -> Kernel:
+    """An activation's ``kernel_f`` (``z -> y``) with the bias added first, in the same pass:
+    ``(b) -> (z, y)``, ``z = z + b`` kept for the backward pass. After the product ``z = a @ W`` this
+    is one pass over ``z`` where adding the bias and the activation would take two."""
+    return Kernel(f"{kernel.name}_bias", "T b", "T z, " + kernel.outputs, "z = z + b; " + kernel.body)
 
 
 def _names(params: str) -> list[str]:

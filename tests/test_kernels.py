@@ -60,6 +60,19 @@ def test_activation_kernels_compute_the_pure_forms(name, rng, compile_kernel, on
     np.testing.assert_allclose(B.to_numpy(g_out), want, rtol=1e-15, atol=0, equal_nan=True)
 
 
+@pytest.mark.parametrize("name", FUSED)
+def test_bias_then_activation_is_one_pass_of_both(name, rng, compile_kernel, on, ns):
+    act = activations.get(name)
+    z = rng.normal(scale=3, size=(7, 5))
+    b = rng.normal(size=5)
+    with np.errstate(all="ignore"):
+        want = np.asarray(B.to_numpy(act.f(on(z + b), xp=ns)))
+    zd, yd = on(z.copy()), on(np.full_like(z, 7.0))
+    compile_kernel(kernels.bias_then(act.kernel_f))(on(b), zd, yd)
+    np.testing.assert_array_equal(B.to_numpy(zd), z + b)  # z keeps the sum, for the backward pass
+    np.testing.assert_allclose(B.to_numpy(yd), want, rtol=1e-15, atol=0)
+
+
 @pytest.mark.parametrize(
     "opt",
     [optimizers.SGD(), optimizers.SGD(momentum=0.9), optimizers.SGD(momentum=0.9, nesterov=True), optimizers.Adam()],
@@ -114,7 +127,7 @@ def test_the_engines_kernel_path_trains_as_the_reference(monkeypatch, backend, r
         np.testing.assert_allclose(B.to_numpy(Wb), B.to_numpy(Wa), rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(B.to_numpy(bb), B.to_numpy(ba), rtol=1e-9, atol=1e-12)
     if backend != "cupy":
-        assert {"tanh", "tanh_vjp", optimizer} <= _counting.seen
+        assert {"tanh_bias", "tanh_vjp", optimizer} <= _counting.seen
 
 
 def _counting(compile_kernel):

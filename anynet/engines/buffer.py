@@ -25,7 +25,7 @@ import math
 import numpy as np
 
 from .. import backend as B
-from .. import core, losses
+from .. import core, kernels, losses
 from ..optimizers import has_flat_kernel
 from ..tree import leaves, tree_map
 from . import graphs
@@ -157,19 +157,22 @@ class Buffer:
 
     def _buffers(self, X):
         """Per layer, this batch shape's buffers and the activation's forms:
-        ``(z, y, g, q, f_out, f, vjp_out, vjp)``, looked up once, not once a step; and, for a stack,
-        a row of ones ``(1, n)`` whose product with ``grad_z`` sums its rows."""
+        ``(z, y, g, q, f_out, f, vjp_out, vjp, bias_f)``, looked up once, not once a step (``bias_f``:
+        the bias and the activation in one compiled pass, or ``None``); and, for a stack, a row of
+        ones ``(1, n)`` whose product with ``grad_z`` sums its rows."""
         ops, n = self._ops, X.shape[-2]
         plan = []
-        for (shape_w, _), act in zip(self._shapes, self._acts, strict=True):
+        for (shape_w, shape_b), act in zip(self._shapes, self._acts, strict=True):
             z, y, g, q = (ops.empty((*shape_w[:-2], n, shape_w[-1]), X) for _ in range(4))
-            f_out, vjp_out = act.f_out, act.vjp_out
+            f_out, vjp_out, bias_f = act.f_out, act.vjp_out, None
             fused_f, fused_vjp = ops.kernel(act.kernel_f), ops.kernel(act.kernel_vjp)
             if fused_f is not None:  # one pass where the backend compiles the op's kernel
                 f_out = _forward_kernel(fused_f)
+                if shape_b is not None:
+                    bias_f = ops.kernel(kernels.bias_then(act.kernel_f))
             if fused_vjp is not None:
                 vjp_out = _vjp_kernel(fused_vjp)
-            plan.append((z, y, g, q, f_out, act.f, vjp_out, act.vjp))
+            plan.append((z, y, g, q, f_out, act.f, vjp_out, act.vjp, bias_f))
         ones = None
         if self._stacked:
             ones = self._xp.reshape(self._xp.ones_like(X[(0,) * (X.ndim - 2)][:, 0]), (1, n))
@@ -183,17 +186,22 @@ class Buffer:
         plan, ones = self._bufs.get(tuple(X.shape)) or self._buffers(X)
         outs = []
         a = X
-        for (W, b), (z, y, _, _, f_out, f, _, _) in zip(layers, plan, strict=True):
-            if stacked:
+        for (W, b), (z, y, _, _, f_out, f, _, _, bias_f) in zip(layers, plan, strict=True):
+            if bias_f is not None:  # the product, then the bias and the activation in one pass
+                z = ops.bmatmul(a, W, z) if stacked else ops.matmul(a, W, z)
+                bias_f(b, z, y)
+                a = y
+            elif stacked:
                 z = ops.bmatmul(a, W, z)
                 if b is not None:
                     z = ops.add(z, b, out=z)
+                a = f(z, xp=xp) if f_out is None else f_out(ops, z, y)
             else:
                 z = ops.matmul(a, W, z) if b is None else ops.linear(a, W, b, z)
-            a = f(z, xp=xp) if f_out is None else f_out(ops, z, y)
+                a = f(z, xp=xp) if f_out is None else f_out(ops, z, y)
             outs.append(a)
         last = len(layers) - 1
-        z, _, g, q, _, _, vjp_out, vjp = plan[last]
+        z, _, g, q, _, _, vjp_out, vjp, _ = plan[last]
         y = a
         loss = self._loss
         if loss.grad_out is not None and w is None:
@@ -218,7 +226,7 @@ class Buffer:
                     ops.sum_rows(g, gb)
             if i > 0:
                 # g is this step's buffer, or a new array an op's pure form just made: ours to write
-                z, _, g_prev, q, _, _, vjp_out, vjp = plan[i - 1]
+                z, _, g_prev, q, _, _, vjp_out, vjp, _ = plan[i - 1]
                 g = ops.bmatmul(g, ops.mT(W), g_prev) if stacked else ops.matmul(g, W.T, g_prev)
                 y = outs[i - 1]
                 g = vjp(z, y, g, xp=xp) if vjp_out is None else vjp_out(ops, z, y, g, q)
