@@ -172,7 +172,10 @@ class Adam:
         count, mo, ve = fstate
         count += 1
         b1, b2 = self.beta_1, self.beta_2
-        run(p, g, lr * (1 - b2**count) ** 0.5 / (1 - b1**count), b1, b2, self.epsilon, pn, mo, ve)
+        rate = lr * (1 - b2**count) ** 0.5 / (1 - b1**count)
+        if getattr(rate, "dtype", p.dtype) != p.dtype:  # a count held as a float64 device array
+            rate = rate.astype(p.dtype)
+        run(p, g, rate, b1, b2, self.epsilon, pn, mo, ve)
         return (count, mo, ve)
 
 

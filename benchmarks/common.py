@@ -334,7 +334,16 @@ def versions() -> dict[str, str]:
 
 
 def _git() -> str:
+    """The commit of this checkout (``ANYNET_COMMIT`` where the tree is a copy without its own git, as
+    on a lent GPU machine); "unknown" when the git found is not this checkout's."""
+    if os.environ.get("ANYNET_COMMIT"):
+        return os.environ["ANYNET_COMMIT"]
     with contextlib.suppress(Exception):
+        top = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--show-toplevel"], capture_output=True, text=True, timeout=10
+        )
+        if top.returncode != 0 or Path(top.stdout.strip()).resolve() != ROOT.resolve():
+            return "unknown"
         rev = subprocess.run(
             ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
         )

@@ -195,3 +195,20 @@ def test_only_an_optimizer_that_promises_it_is_captured(monkeypatch, capture, as
     assert graphs.capture_for(engine(SGD()), X, lrs[:-1]) is None  # too short to be worth a capture
     monkeypatch.setenv(graphs.ENV, "0")
     assert graphs.capture_for(engine(SGD()), X, lrs) is None
+
+
+@pytest.mark.skip_backend("torch", reason="no kernel compiler for PyTorch: its steps run the in-place forms")
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_a_captured_run_of_fused_kernels_is_the_eager_run(monkeypatch, capture, backend, dtype, optimizer):
+    """The fused kernels (CuPy's compiled ones; on the CPU the NumPy stand-in) read the rate and Adam's
+    bias correction from the device slots, in the network's dtype."""
+    from anynet import backend as B
+    from anynet import kernels
+
+    if backend != "cupy":
+        monkeypatch.setitem(B.KERNEL_COMPILERS, backend, kernels.numpy_kernel)
+    make = lambda: anynet.Network([2, 5, 3], activation="tanh", output_activation="softmax", seed=1, dtype=dtype)  # noqa: E731
+    eager, captured = both(monkeypatch, make, X=X3, t=CLASSES, epochs=100, lr=0.05, optimizer=optimizer)
+    assert_same(eager, captured, exact=optimizer == "sgd")
+    assert capture.replays == 100 - graphs.WARM_UP
