@@ -5,7 +5,8 @@ of statements written in the part of C that is also Python (arithmetic, the func
 and ``where(c, a, b)`` for C's ``c ? a : b``). On CuPy, ``BufferOps.kernel`` compiles one into a
 single ``cupy.ElementwiseKernel``: an activation or its derivative in one pass instead of up to
 four (with the bias added in the same pass, ``bias_then``), an optimizer's whole update over the flat
-parameter buffer in one launch instead of two to twelve. Where nothing compiles kernels (NumPy, PyTorch), the buffer engine runs the in-place forms.
+parameter buffer in one launch instead of two to twelve. Where nothing compiles kernels (NumPy,
+PyTorch), the buffer engine runs the in-place forms.
 
 ``numpy_kernel`` runs a body with NumPy under CuPy's calling convention (inputs, then the outputs,
 written in place), so the tests check on any machine that each kernel computes its op's pure form,
