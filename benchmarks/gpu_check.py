@@ -10,11 +10,12 @@ Meant for a lent GPU machine with the array libraries installed and no network (
    compiles on the CPU, and one process compiled too slowly to finish), with JAX's persistent
    compilation cache on and its memory preallocation off; each is noted "not run", with the reason,
    where its library or a CUDA device is missing. Their logs go to ``<out>/gpu-<date>/``.
-2. The GPU benchmarks, in what time is left: ``benchmarks/run.py`` (the seed's XOR and the large MLP
-   784-4096-4096-10 at batch 1024) on NumPy, CuPy and torch CUDA; the XOR with and without CUDA
-   graphs against PyTorch by hand; where a large MLP step's time goes (PyTorch's profiler, anynet
-   against the same step by hand); ensembles of a 784-256-256-10 network, one against 64 members;
-   and the digits search (``benchmarks/search.py --jobs digits``) on each GPU backend.
+2. The GPU benchmarks, in what time is left: the large MLP 784-4096-4096-10 at batch 1024 on CuPy
+   and torch CUDA against the same loop by hand; the seed's XOR with and without CUDA graphs against
+   PyTorch by hand; where a large MLP step's time goes (PyTorch's profiler, anynet against the same
+   step by hand); ensembles of a 784-256-256-10 network, one against 64 members; and the digits
+   search (``benchmarks/search.py --jobs digits``) on each GPU backend. (``benchmarks/run.py``, every
+   contender on every device, does not fit the budget: run it alone when a GPU is at hand longer.)
 3. ``<out>/gpu-<date>.md``: the commit tested, the GPU, the library versions, each backend's
    passed/failed/skipped counts and wall time, every benchmark's table, and what did not run.
 
@@ -99,7 +100,8 @@ def suites(
         if device:
             cmd.append(f"--device={device}")
         if xdist and WORKERS.get(name, 1) > 1:
-            cmd += ["-n", str(WORKERS[name])]
+            # pytest-benchmark warns (an error under this suite's filterwarnings) beside xdist
+            cmd += ["-n", str(WORKERS[name]), "-p", "no:benchmark"]
         log = (logs / f"pytest-{name}.log").open("w")
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
         procs[label] = (proc, log, time.perf_counter(), xdist and WORKERS.get(name, 1) > 1)
@@ -211,6 +213,71 @@ def graphs_xor(steps: int = 3000, device: str = "cuda:0") -> str:
         out.append(f"{label}: {t / steps * 1e6:.1f} us/step, {t / times['hand']:.2f}x by hand; {note}")
     ratio = times[f"anynet torch {device}, CUDA graphs"] / times["hand"]
     out.append(f"target <= 0.3x PyTorch eager by hand: {ratio:.2f}x, {'met' if ratio <= 0.3 else 'NOT met'}")
+    return "\n".join(out)
+
+
+def large_mlp(steps: int = 30, gpus: tuple[str, ...] = GPU_BACKENDS, device: str = "cuda:0", width: int = 4096) -> str:
+    """784-4096-4096-10 at batch 1024, float32 SGD (lr 0.01, no TF32), softmax cross-entropy, ``steps``
+    consecutive batches: anynet on each GPU backend against the same loop by hand in PyTorch and CuPy.
+    The target: the fastest anynet path at most 1.0x PyTorch by hand."""
+    import numpy as np
+    import peers
+
+    import anynet
+
+    sizes, batch = [784, width, width, 10], 1024
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(steps * batch, sizes[0])).astype("float32")
+    T = np.eye(sizes[-1], dtype="float32")[rng.integers(0, sizes[-1], X.shape[0])]
+    start = anynet.Network(sizes, "relu", "softmax", init="he", dtype="float32", backend="numpy")
+    hand = f"torch {device} by hand"
+    params = [(np.array(W), np.array(b)) for W, b in start.layers]
+    job = peers.MLPJob("sgd", lr=0.01, batch=batch, epochs=1)
+    rows = []
+    if "torch" in gpus:
+        import torch
+
+        def torch_sync(out):
+            if device != "cpu":
+                torch.cuda.synchronize()
+            return out
+
+        rows.append((hand, peers.torch_mlp(X, T, params, job, device=device), torch_sync, None))
+    if "cupy" in gpus:
+        import cupy
+
+        def cupy_sync(out):
+            cupy.cuda.Device().synchronize()
+            return out
+
+        rows.append(("cupy by hand", peers.cupy_mlp(X, T, params, job), cupy_sync, None))
+    for backend in gpus:
+        net = anynet.Network.from_weights(
+            [W for W, _ in params], [b for _, b in params], "relu", "softmax", backend=backend, device=device
+        )
+        Xd, Td = (anynet.backend.from_numpy(a, backend, anynet.backend.native_device(backend, device)) for a in (X, T))
+
+        def fit(net=net, Xd=Xd, Td=Td):
+            net.fit(Xd, Td, epochs=1, batch_size=batch, shuffle=False, lr=0.01, loss="cross_entropy", verbose=0)
+            return net.weights
+
+        rows.append((f"anynet {backend} {device}", fit, None, backend))
+    flops = peers.mlp_flops(sizes, batch)
+    times = {}
+    for label, run, sync, backend in rows:
+        if backend is not None:
+            sync = (lambda b: lambda out: (anynet.backend.synchronize(b), out)[1])(backend)
+        times[label] = _best(run, sync) / steps
+    ref = times.get(hand) or next(iter(times.values()))
+    out = [f"{steps} steps, best of 3 after a warm-up; the ratio is time per step against the first row"]
+    for label, t in times.items():
+        out.append(f"{label}: {t * 1e3:.2f} ms/step, {flops / t / 1e12:.1f} TFLOP/s, {t / ref:.2f}x")
+    mine = [t for label, t in times.items() if label.startswith("anynet")]
+    if mine and "torch cuda:0 by hand" in times:
+        best = min(mine) / ref
+        out.append(
+            f"target: fastest anynet <= 1.0x PyTorch by hand: {best:.2f}x, {'met' if best <= 1.0 else 'NOT met'}"
+        )
     return "\n".join(out)
 
 
@@ -330,22 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     gpus = [b for b in GPU_BACKENDS if _available(b, None if b == "cupy" else "cuda:0") is None]
     bench = []
     if gpus:
-        status, out = _run(
-            [
-                sys.executable,
-                "benchmarks/run.py",
-                "--only",
-                "xor,large",
-                "--repeats",
-                "3",
-                "--backends",
-                ",".join(["numpy", *gpus]),
-                "--out",
-                str(logs / "bench"),
-            ],
-            left() * 0.4,
-        )
-        bench.append(("benchmarks/run.py (xor, large)", status, out))
+        bench.append(_section("the large MLP, 784-4096-4096-10 at batch 1024", large_mlp, 30, tuple(gpus)))
         if "torch" in gpus:
             bench.append(_section("the seed's XOR on torch CUDA: CUDA graphs", graphs_xor))
             bench.append(_section("where a large MLP step's GPU time goes (torch)", profile_large))
