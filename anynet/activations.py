@@ -110,7 +110,8 @@ def _leaky_relu_vjp(z, y, g, *, xp):
 
 def _softplus(z, *, xp):
     # log(1+e^z) = max(z,0) + log1p(e^-|z|): no overflow for large |z|.
-    return xp.maximum(z, 0) + xp.log1p(xp.exp(-xp.abs(z)))
+    # an array 0, as in the binary cross-entropy: a CUDA graph can capture this step (no in-place form)
+    return xp.maximum(z, xp.zeros_like(z)) + xp.log1p(xp.exp(-xp.abs(z)))
 
 
 def _softplus_vjp(z, y, g, *, xp):

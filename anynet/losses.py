@@ -100,8 +100,9 @@ def _half_mse_grad(y, t, *, xp, w=None):
 
 
 def _bce(z, y, t, *, xp, w=None):
-    # -t log σ(z) - (1-t) log(1-σ(z)) = max(z,0) - z t + log1p(e^-|z|), finite for any z.
-    per = xp.maximum(z, 0) - z * t + xp.log1p(xp.exp(-xp.abs(z)))
+    # -t log σ(z) - (1-t) log(1-σ(z)) = max(z,0) - z t + log1p(e^-|z|), finite for any z. The 0 is an
+    # array: a Python 0 becomes a host-to-device copy on torch, which a CUDA graph cannot capture.
+    per = xp.maximum(z, xp.zeros_like(z)) - z * t + xp.log1p(xp.exp(-xp.abs(z)))
     return _total(_w(per, w), xp=xp) / _n(t, w, xp)
 
 

@@ -46,7 +46,7 @@ from common import machine_info  # noqa: E402
 
 GPU_BACKENDS = ("cupy", "torch")
 #: pytest-xdist workers per suite; the three suites run at once, so together they fill 16 cores
-WORKERS = {"cupy": 4, "torch": 4, "jax": 6}
+WORKERS = {"cupy": 4, "torch": 4, "jax": 8}
 
 
 def _available(name: str, device: str | None) -> str | None:
@@ -72,8 +72,9 @@ def _counts(text: str) -> dict[str, int]:
 
 
 def _env(**more: str) -> dict[str, str]:
-    path = os.pathsep.join(p for p in [str(ROOT), os.environ.get("PYTHONPATH", "")] if p)
-    return dict(os.environ, PYTHONPATH=path, **more)
+    # absolute: the CLI and README tests start Python in other folders (".whl/site" found nothing there)
+    given = [str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), *given]), **more)
 
 
 def suites(
@@ -381,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         help="backend[:device] list to test (default: cupy,torch:cuda:0,jax:cuda:0; numpy tries the script on a CPU)",
     )
     parser.add_argument("--no-workers", action="store_true", help="one pytest process a suite, even with xdist")
+    parser.add_argument("--no-bench", action="store_true", help="the test suites only")
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
@@ -396,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     left = lambda: args.budget - (time.perf_counter() - start)  # noqa: E731
     gpus = [b for b in GPU_BACKENDS if _available(b, None if b == "cupy" else "cuda:0") is None]
     bench = []
-    if gpus:
+    if gpus and not args.no_bench:
         bench.append(_section("the large MLP, 784-4096-4096-10 at batch 1024", large_mlp, 30, tuple(gpus)))
         if "torch" in gpus:
             bench.append(_section("the seed's XOR on torch CUDA: CUDA graphs", graphs_xor))

@@ -212,3 +212,31 @@ def test_a_captured_run_of_fused_kernels_is_the_eager_run(monkeypatch, capture, 
     eager, captured = both(monkeypatch, make, X=X3, t=CLASSES, epochs=100, lr=0.05, optimizer=optimizer)
     assert_same(eager, captured, exact=optimizer == "sgd")
     assert capture.replays == 100 - graphs.WARM_UP
+
+
+def test_a_step_that_cannot_be_captured_trains_eagerly(monkeypatch, capture, backend, device):
+    """A step whose ops a capture refuses (on a GPU: a copy from the host inside the step) falls back to
+    the eager steps, once for the data, and ends where the eager run ends."""
+    body = graphs.GraphRun._body
+
+    def refused(self, p):
+        run = body(self, p)
+
+        def copying():
+            if backend == "torch" and device.startswith("cuda"):
+                import torch
+
+                torch.ones(1).to(device)  # a pageable host copy: CUDA graph capture refuses it
+            else:
+                raise RuntimeError("operation not permitted when stream is capturing")
+            run()
+
+        return copying
+
+    monkeypatch.setattr(graphs.GraphRun, "_body", refused)
+    if not (backend == "torch" and device.startswith("cuda")):  # the stand-in calls the body at replay, not capture
+        monkeypatch.setattr(graphs.Eager, "__call__", lambda self, body, like: body() or body)
+    runs = both(monkeypatch, lambda: anynet.Network([3, 4, 1], seed=0), X=XOR_X, t=XOR_T, epochs=2500, lr=0.5)
+    assert_same(*runs, exact=True)
+    assert capture.captures == 1  # tried once: the fit's later chunks (of 1000 epochs) did not try again
+    assert capture.replays == 0

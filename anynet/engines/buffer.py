@@ -71,6 +71,7 @@ class Buffer:
         self._run_values: list = []
         self._run_correct: list = []
         self._graph: graphs.GraphRun | None = None  # full-batch steps captured on this data, if any
+        self._uncapturable = None  # the data whose step failed to capture: its runs go eagerly
 
     def _pack(self, tree):
         """One new flat buffer holding every array of ``tree`` (a list of ``(W, b | None)``)."""
@@ -264,8 +265,12 @@ class Buffer:
         if capture is None:
             self._eager(X, t, lrs, track_acc)
             return self._host_values()
+        key = graphs.key(X, t, track_acc)
         graph = self._graph
-        if graph is None or graph.key != graphs.key(X, t, track_acc):
+        if key == self._uncapturable:
+            self._eager(X, t, lrs, track_acc)
+            return self._host_values()
+        if graph is None or graph.key != key:
             self._graph = None
             with capture.warm_up(self._like):
                 self._eager(X, t, lrs[: graphs.WARM_UP], track_acc)
@@ -273,7 +278,13 @@ class Buffer:
             done = len(self._run_values)
             if done < graphs.WARM_UP or not math.isfinite(self._run_values[-1]):
                 return self._host_values()
-            graph = self._graph = graphs.GraphRun(self, X, t, track_acc, capture)
+            try:
+                graph = self._graph = graphs.GraphRun(self, X, t, track_acc, capture)
+            except Exception:  # noqa: BLE001 - a step the library cannot capture still trains, eagerly
+                # (an op of the step copies from the host, say); nothing ran, the state is as it was
+                self._uncapturable = key
+                self._eager(X, t, lrs[done:], track_acc)
+                return self._host_values()
             lrs = lrs[done:]
         graph.to_arrays()
         try:
