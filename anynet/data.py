@@ -159,10 +159,10 @@ def read_csv(path: str | Path, *, target: str | None = None, need_target: bool =
         msg = f"{str(path)!r} is empty; give a CSV file with a header row and at least one row of data"
         raise DataError(msg)
     header = [c.strip() for c in rows[0]]
-    if all(_is_number(c) for c in header):
+    if _looks_like_data(header, rows[1] if len(rows) > 1 else None):
         msg = (
-            f"the first line of {str(path)!r} holds numbers ({','.join(header[:4])}...), not column names; "
-            "anynet needs a header row naming each column"
+            f"the first line of {str(path)!r} looks like a row of data ({','.join(header[:5])}), not column "
+            "names; anynet needs a header row naming each column: add one as the file's first line"
         )
         raise DataError(msg)
     _check_header(header, str(path))
@@ -308,6 +308,17 @@ def _is_number(cell: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _looks_like_data(header: list[str], second: list[str] | None) -> bool:
+    """Whether a CSV's first line is data rather than names: all numbers, or all numbers but one column
+    (a label column, as in iris without its header) whose next value is not a number either."""
+    text = [j for j, c in enumerate(header) if not _is_number(c)]
+    if not text:
+        return True
+    if len(text) > 1 or len(header) < 2 or second is None or len(second) != len(header):
+        return False
+    return not _is_number(second[text[0]].strip())
 
 
 def _check_header(header: list[str], source: str) -> None:

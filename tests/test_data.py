@@ -105,7 +105,9 @@ def test_csv_without_target_for_new_rows(tmp_path):
     [
         ("", "is empty"),
         ("a,b\n", "no rows"),
-        ("1,2\n3,4\n", "header row"),
+        ("1,2\n3,4\n", r"first line of .* looks like a row of data \(1,2\), not column names"),
+        # iris without its header: numbers and a label, read before as 149 rows with target 'setosa'
+        ("5.1,3.5,1.4,0.2,setosa\n4.9,3.0,1.4,0.2,setosa\n", r"looks like a row of data \(5.1,3.5,1.4,0.2,setosa\)"),
         ("a,b,c\n1,2,x\n3,4\n", "line 3 has 2 fields but the header has 3"),
         ("a,b,c\n1,2,x\n3,oops,y\n", r"column 'b' .* holds text \('oops' on line 3\)"),
         ("a,b,c\n1,,x\n3,4,y\n", "column 'b' .* 1 missing or infinite value.*line 2"),
@@ -120,6 +122,13 @@ def test_csv_problems_are_named(tmp_path, text, match):
     path = write(tmp_path / "bad.csv", text)
     with pytest.raises(D.DataError, match=match):
         D.read_csv(path)
+
+
+def test_a_header_with_one_name_among_numbers_is_still_a_header(tmp_path):
+    # names that are numbers, but a target column whose values are numbers too: a header row
+    table = D.read_csv(write(tmp_path / "years.csv", "2019,2020,label\n1,2,0\n3,4,1\n"))
+    assert table.features == ["2019", "2020"]
+    assert table.n == 2
 
 
 def test_csv_unknown_target_suggests_the_close_name(tmp_path):
