@@ -113,6 +113,12 @@ class Network:
         if self.activation == "softmax":
             msg = "softmax is an output activation; use it as output_activation='softmax'"
             raise ValueError(msg)
+        if self.output_activation == "softmax" and sizes[-1] == 1:
+            msg = (
+                "a softmax over one output is always 1, so it cannot learn; for two classes use one output "
+                "with output_activation='sigmoid', or two outputs with softmax"
+            )
+            raise ValueError(msg)
         self.bias = bool(bias)
         self.init = init
         self.seed = seed

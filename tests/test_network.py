@@ -302,3 +302,12 @@ def test_a_single_class_is_refused_by_a_one_output_network():
     assert net.history is None
     net.fit(XOR_X, np.zeros(4), classes=[0, 1], loss="binary_cross_entropy", epochs=2, verbose=0)
     assert net.classes.tolist() == [0, 1]
+
+
+def test_a_softmax_over_one_output_is_refused():
+    # it trained before, with loss 0.0 and accuracy 0.5 every epoch: nothing to learn
+    with pytest.raises(ValueError, match=r"a softmax over one output is always 1.*output_activation='sigmoid'"):
+        anynet.Network([3, 4, 1], output_activation="softmax")
+    with pytest.raises(ValueError, match=r"a softmax over one output is always 1"):
+        anynet.Ensemble([3, 1], 2, output_activation="softmax")
+    assert anynet.Network([3, 4, 2], output_activation="softmax").n_out == 2
