@@ -26,7 +26,7 @@ import numpy as np
 from . import __version__, activations, defaults, losses
 from . import backend as B
 from . import data as D
-from .io import atomic_write, writable_path
+from .checkpoints import atomic_write, writable_path
 
 #: the seed's data: the last column is the constant 1 that plays the bias
 XOR_X = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]])
@@ -136,7 +136,7 @@ def _check_pictures(args: argparse.Namespace, table: D.Table, boundary: Path | N
 
 def _load_model(path: str):
     """The model at ``path``, on the host: DATA is read and checked before any backend is imported."""
-    from .io import load
+    from .checkpoints import load
 
     order = "the model comes first: anynet COMMAND MODEL DATA"
     if not Path(path).exists():
@@ -169,7 +169,7 @@ def _numbers(value, n: int | None, positive: bool = False) -> bool:
 def _check_metadata(net, path: str) -> None:
     """The metadata ``anynet train`` wrote, checked before the commands read it: a model edited by hand
     gets one line that names the entry, not a traceback from deep inside a command."""
-    from .io import CheckpointError
+    from .checkpoints import CheckpointError
 
     meta, n_in = net.metadata, net.n_in
 
@@ -411,7 +411,7 @@ def _task(args: argparse.Namespace, table: D.Table) -> tuple[str, str, str, int]
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .io import save
+    from .checkpoints import save
     from .network import Network
 
     say = _logger(args.quiet)
@@ -554,8 +554,8 @@ def _on_cluster(address: str, X: np.ndarray, stack: contextlib.ExitStack, say) -
 def _train_ensemble(args, net, X, t, members, options, metadata, table, task, n_val, out) -> int:
     """``train --members N``: N networks (seeds ``--seed`` + i) trained at once; prints a table of the
     members and saves the ensemble, or with ``--keep best`` the best member as a plain model."""
+    from .checkpoints import save
     from .ensemble import Ensemble
-    from .io import save
 
     ens = Ensemble(
         net.sizes,
@@ -1209,7 +1209,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .io import CheckpointError
+    from .checkpoints import CheckpointError
     from .train import DivergedError
 
     argv = list(sys.argv[1:] if argv is None else argv)
