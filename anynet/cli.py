@@ -26,7 +26,7 @@ import numpy as np
 from . import __version__, activations, defaults, losses
 from . import backend as B
 from . import data as D
-from .checkpoints import atomic_write, writable_path
+from .files import atomic_write, writable_path
 
 #: the seed's data: the last column is the constant 1 that plays the bias
 XOR_X = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]])
