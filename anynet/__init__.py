@@ -3,8 +3,8 @@ against the Python Array API standard, and run on NumPy, CuPy, PyTorch, JAX, Das
 
 from . import activations, engines, losses, optimizers, plot
 from .backend import BackendError, backends, to_numpy, use
+from .checkpoints import CheckpointError, load, save
 from .ensemble import Ensemble
-from .io import CheckpointError, load, save
 from .network import Network
 from .train import DivergedError, History
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import backend as B
-from .io import atomic_write, writable_path
+from .files import atomic_write, writable_path
 from .train import History
 
 #: the regions' grid: this many points along each axis, predicted in one batch

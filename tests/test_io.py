@@ -522,7 +522,7 @@ def test_a_save_clears_what_a_killed_save_left_and_nothing_else(tmp_path):
     assert left[0].startswith(".net.npz.")
     assert not path.exists()
 
-    from anynet.io import _HOST
+    from anynet.files import _HOST
 
     stale = tmp_path / f".net.npz.{_HOST}.{dead_pid()}.abcd1234.npz"
     stale.write_bytes(b"PK\x03\x04 another dead writer's")
