@@ -26,6 +26,7 @@ from anynet import cli
 from anynet import data as D
 from anynet.cli import XOR_T, XOR_X
 
+ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = Path(sys.executable).parent / "anynet"
 ANYNET = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "anynet"]
 SPECIES = np.array(["setosa", "versicolor", "virginica"])
@@ -41,7 +42,11 @@ class Started:
     on each other overlap (each spends most of its time importing its backend)."""
 
     def __init__(self, command: str, *extra, cwd: Path, env: dict | None = None) -> None:
-        environ = {k: v for k, v in os.environ.items() if not k.startswith("ANYNET_")} | (env or {})
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("ANYNET_")}
+        # this checkout's anynet, installed or not (PYTHONPATH entries made absolute: cwd differs)
+        given = [str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *given])
+        environ |= env or {}
         self.args = [*ANYNET, *argv(command, extra)]
         self.cwd = cwd
         pipe = subprocess.PIPE
@@ -159,7 +164,9 @@ def started(backend, place, tmp_path_factory) -> dict[str, Started]:
     blocker = folder / "hidden" / "sklearn"  # an `import sklearn` that fails, as where it is not installed
     blocker.mkdir(parents=True)
     (blocker / "__init__.py").write_text("raise ImportError('scikit-learn is hidden for this test')\n")
-    hidden = {"PYTHONPATH": os.pathsep.join(p for p in (str(blocker.parent), os.environ.get("PYTHONPATH")) if p)}
+    hidden = {
+        "PYTHONPATH": os.pathsep.join(p for p in (str(blocker.parent), str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    }
     both = ",".join(dict.fromkeys(["numpy", backend]))
     jobs = {
         "demo": Started("demo --epochs 30", *place, cwd=folder),
@@ -349,7 +356,10 @@ def test_digits_without_scikit_learn_says_how_to_install_it(started):
 
 def test_importing_anynet_does_not_import_scikit_learn(tmp_path):
     code = "import sys, anynet, anynet.cli, anynet.data; print('sklearn' in sys.modules)"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True)
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env, check=True
+    )
     assert proc.stdout.strip() == "False"
 
 
