@@ -68,10 +68,20 @@ def save(net: Network | Ensemble, path: str | os.PathLike) -> Path:
     path = writable_path(path, f"cannot save to {str(path)!r}", "model.npz")
     arrays = _layer_arrays(net.layers)
     opt = None
-    # an optimizer of the user's own is not saved: a checkpoint must load without its code
-    if type(net.optimizer) in optimizers.OPTIMIZERS.values() and net.optimizer_state is not None:
-        fields = {k: v for k, v in net.optimizer.__dict__.items() if k != "name"}
-        opt = {"name": net.optimizer.name, "options": fields, "state": _flatten(net.optimizer_state, "opt", arrays)}
+    # only a registered optimizer is saved (by name and options): a checkpoint must load without
+    # running code of its own, and an unregistered class could not be rebuilt
+    named = optimizers.to_config(net.optimizer) if net.optimizer_state is not None else None
+    if named is not None:
+        name, options = named
+        for key, value in options.items():
+            if not (value is None or isinstance(value, (bool, int, float, str))):
+                msg = (
+                    f"cannot save the optimizer {name!r}: its option {key}={value!r} is not a number, string, "
+                    "boolean or None, which is all a checkpoint holds; save after set_optimizer(None, None) to "
+                    "keep the weights only"
+                )
+                raise TypeError(msg)
+        opt = {"name": name, "options": options, "state": _flatten(net.optimizer_state, "opt", arrays)}
     classes = None
     if net.classes is not None:
         c = np.asarray(net.classes)
@@ -263,7 +273,7 @@ def _read(fh: Any, disk_size: int) -> tuple[dict, dict[str, np.ndarray]]:
             msg = f"it holds entries its configuration does not describe: {extra[:6]}"
             raise _FormatError(msg)
         arrays = {key: _array(zf, members[key]) for key in expected}
-    _check_values(config, arrays)
+    _check_values(config, arrays, expected)
     return config, arrays
 
 
@@ -415,24 +425,27 @@ def _matches(shape: tuple[int, ...], want: tuple[int | None, ...]) -> bool:
 
 
 def _expected_optimizer(opt: Any, layers: list[tuple[int, int]], bias: bool) -> dict:
-    """The arrays an optimizer entry calls for, after checking its name, options and state's structure."""
-    options_of = {"sgd": {"momentum", "nesterov"}, "adam": {"beta_1", "beta_2", "epsilon"}}
+    """The arrays an optimizer entry calls for, after checking its name and options (the registered
+    optimizer's own checks) and its state's structure (against the optimizer's ``state_layout``)."""
     if not isinstance(opt, dict) or set(opt) != {"name", "options", "state"}:
         msg = f"its optimizer entry {str(opt)[:80]!r} is not {{name, options, state}}"
         raise _FormatError(msg)
     name, options, state = opt["name"], opt["options"], opt["state"]
-    if not isinstance(name, str) or name not in options_of:
-        msg = f"optimizer {name!r} is not one of {sorted(options_of)}"
+    if not isinstance(name, str) or name not in optimizers.OPTIMIZERS:
+        msg = (
+            f"optimizer {name!r} is not one of {optimizers.names()}; if it is an optimizer of your own, "
+            "register its class (anynet.optimizers.register) before loading"
+        )
         raise _FormatError(msg)
-    if not isinstance(options, dict) or not set(options) <= options_of[name]:
-        msg = f"{name} options {options!r} are not among {sorted(options_of[name])}"
+    takes = optimizers.options_of(name)
+    if not isinstance(options, dict) or not set(options) <= set(takes):
+        msg = f"{name} options {options!r} are not among {sorted(takes)}"
         raise _FormatError(msg)
-    for key, value in options.items():
-        ok = isinstance(value, bool) if key == "nesterov" else _is_number(value) and value >= 0
-        if not ok:
-            want = "true or false" if key == "nesterov" else "a number >= 0"
-            msg = f"{name} option {key} {value!r} is not {want}"
-            raise _FormatError(msg)
+    try:
+        built = optimizers.get(name, **options)
+    except (TypeError, ValueError) as exc:
+        msg = f"its {name} options are refused: {exc}"
+        raise _FormatError(msg) from None
     expected: dict[str, tuple[tuple[int | None, ...], str]] = {}
 
     def leaf(node: Any, shape: tuple[int, ...], kinds: str, what: str) -> None:
@@ -445,39 +458,11 @@ def _expected_optimizer(opt: Any, layers: list[tuple[int, int]], bias: bool) -> 
             raise _FormatError(msg)
         expected[key] = (shape, kinds)
 
-    def like_layers(tree: Any, what: str) -> None:
-        if not isinstance(tree, list) or len(tree) != len(layers):
-            msg = f"the optimizer state's {what} is not one entry per layer ({len(layers)})"
-            raise _FormatError(msg)
-        for i, (pair, (n_in, n_out)) in enumerate(zip(tree, layers, strict=True)):
-            if not isinstance(pair, list) or len(pair) != 2:
-                msg = f"the optimizer state's {what} for layer {i} is not a [W, b] pair"
-                raise _FormatError(msg)
-            leaf(pair[0], (n_in, n_out), "f", f"{what} for W{i}")
-            if bias:
-                leaf(pair[1], (n_out,), "f", f"{what} for b{i}")
-            elif pair[1] is not None:
-                msg = f"the optimizer state has a {what} for b{i}, but the network has no biases"
-                raise _FormatError(msg)
-
-    if name == "sgd":
-        if options.get("momentum", 0) and state is None:
-            msg = "sgd with momentum has no velocity in its optimizer state"
-            raise _FormatError(msg)
-        if state is not None:
-            like_layers(state, "velocity")
-    else:
-        if not isinstance(state, list) or len(state) != 3:
-            msg = "the adam state is not [step count, first moments, second moments]"
-            raise _FormatError(msg)
-        count, m, v = state
-        if isinstance(count, dict):
-            leaf(count, (), "fiu", "step count")
-        elif not _is_int(count) or count < 0:
-            msg = f"the adam step count {count!r} is not a whole number >= 0"
-            raise _FormatError(msg)
-        like_layers(m, "first moment")
-        like_layers(v, "second moment")
+    shapes = [((n_in, n_out), (n_out,) if bias else None) for n_in, n_out in layers]
+    try:
+        optimizers.check_state(built.state_layout(shapes), state, shapes, leaf, name=name)
+    except ValueError as exc:
+        raise _FormatError(str(exc)) from None
     return expected
 
 
@@ -514,15 +499,17 @@ def _check_history(history: Any) -> None:
             raise _FormatError(msg)
 
 
-def _check_values(config: dict, arrays: dict[str, np.ndarray]) -> None:
-    """What the headers cannot show: finite weights and optimizer state, classes sorted and distinct."""
+def _check_values(config: dict, arrays: dict[str, np.ndarray], expected: dict) -> None:
+    """What the headers cannot show: finite weights and optimizer state, whole step counts, classes
+    sorted and distinct."""
     for key, a in arrays.items():
         if key.startswith(("W", "b", "opt.")) and a.dtype.kind == "f" and not np.isfinite(a).all():
             what = "optimizer state entry " if key.startswith("opt.") else ""
             msg = f"{what}{key} should be finite floats, found NaN or infinite values"
             raise _FormatError(msg)
-        if key.startswith("opt.") and a.shape == () and (a < 0 or a != np.floor(a)):
-            msg = f"the adam step count {a} is not a whole number >= 0"
+        counted = key.startswith("opt.") and expected[key][1] == "fiu"  # a step count held as an array
+        if counted and (a < 0 or a != np.floor(a)):
+            msg = f"the optimizer state's step count {key} is {a}, not a whole number >= 0"
             raise _FormatError(msg)
     if "classes" in arrays:
         c = arrays["classes"]

@@ -9,6 +9,7 @@ gathered once; ``lr``, ``alpha`` and ``momentum`` may differ per member.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import warnings
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import backend as B
-from . import core, engines, optimizers, train
+from . import core, engines, train
 from . import init as initialisers
 from ._validate import positive_int, same_place
 from .network import Network
@@ -613,12 +614,12 @@ def _leaf_pair(pair: tuple) -> bool:
 
 
 def _stacked_optimizer(opts: list[Any], per_member: Any) -> Any:
-    """The optimizer that steps the stack: the members' own when they agree, else SGD with one
+    """The optimizer that steps the stack: the members' own when they agree, else theirs with one
     momentum per member, ``(k, 1, 1)`` (momentum is the only optimizer option ``fit`` lets differ)."""
     first = opts[0]
     if all(o == first for o in opts):
         return first
-    return optimizers.SGD(momentum=per_member([o.momentum for o in opts]), nesterov=first.nesterov)
+    return dataclasses.replace(first, momentum=per_member([o.momentum for o in opts]))
 
 
 def _seeds(members: Any, seed: Any, seeds: Any) -> list:

@@ -7,6 +7,7 @@ the new parameters, optimizer state and ``History``. It changes no object it was
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -150,8 +151,8 @@ def plan(
     lr: float | None = None,
     loss: str | None = None,
     optimizer: str | optimizers.Optimizer = "sgd",
-    momentum: float = 0.0,
-    nesterov: bool = False,
+    momentum: float | None = None,
+    nesterov: bool | None = None,
     alpha: float = 0.0,
     schedule: str | Callable[[float, int, int], float] = "constant",
     batch_size: int | None = None,
@@ -170,11 +171,14 @@ def plan(
     engine: str = "auto",
     sample_weight: Any = None,
     on_divergence: str = "raise",
+    **optimizer_options: Any,
 ) -> Plan:
     """Check ``fit``'s options for a network whose output activation is ``output_activation``.
 
     ``validation_data``, ``classes`` and ``sample_weight`` are the caller's to prepare; here they are
-    only checked for shape. See ``anynet.Network.fit`` for what each option means.
+    only checked for shape. See ``anynet.Network.fit`` for what each option means. ``momentum``,
+    ``nesterov`` and any other keyword go to the optimizer named by ``optimizer``, as its options
+    (``beta_1`` for Adam: ``anynet.optimizers.options_of(name)``); ``None`` is its own default.
     """
     epochs = positive_int(epochs, "epochs", allow_zero=True)
     batch_size = positive_int(batch_size, "batch_size", allow_none=True)
@@ -185,9 +189,9 @@ def plan(
             f"{output_activation!r}; make the network with output_activation={lf.output!r}"
         )
         raise ValueError(msg)
-    opt = optimizers.get(optimizer, momentum=momentum, nesterov=nesterov)
+    given = {"momentum": momentum, "nesterov": nesterov}
+    opt = _optimizer(optimizer, {k: v for k, v in given.items() if v is not None} | optimizer_options)
     lr = positive_float(defaults.lr_for(getattr(opt, "name", "")) if lr is None else lr, "lr")
-    positive_float(momentum, "momentum", allow_zero=True)
     alpha = positive_float(alpha, "alpha", allow_zero=True)
     sched = optimizers.get_schedule(schedule)
     min_delta = positive_float(min_delta, "min_delta", allow_zero=True)
@@ -234,6 +238,44 @@ def plan(
         engine=engine,
         on_divergence=on_divergence,
     )
+
+
+#: fit's named optimizer options, each with the value that asks for nothing: an optimizer that does not
+#: take the option trains as asked (Adam with ``momentum=0.0``), so that value is dropped, not refused
+NEUTRAL = {"momentum": 0.0, "nesterov": False}
+
+
+def _optimizer(optimizer: Any, options: dict[str, Any]) -> Any:
+    """``optimizer`` built with ``options``, the keywords ``fit`` does not take itself; one that the
+    optimizer does not take either is a TypeError saying what each takes (a ``NEUTRAL`` value is
+    dropped where a registered optimizer does not take it)."""
+    registered = isinstance(optimizer, str) and optimizer in optimizers.OPTIMIZERS
+    if registered:
+        takes = list(optimizers.options_of(optimizer))
+        subject, theirs = f"the optimizer {optimizer!r}", f"takes {takes}"
+    elif optimizers.is_optimizer(optimizer):
+        takes, subject, theirs = [], "an optimizer object", "takes none here (set them on the object)"
+    else:
+        return optimizers.get(optimizer, **options)  # an unknown optimizer: get says so
+    for key, value in list(options.items()):
+        if key in takes:
+            continue
+        if registered and key in NEUTRAL and isinstance(value, (int, float, np.generic)) and value == NEUTRAL[key]:
+            del options[key]
+            continue
+        if key in NEUTRAL:
+            msg = f"fit got {key}={value!r}, but {subject} does not take {key!r}; it {theirs}"
+        else:
+            hint = optimizers.did_you_mean(key, [*FIT_OPTIONS, *takes])
+            msg = f"fit got an unknown option {key!r}{hint}; {subject} {theirs}, and fit itself takes {FIT_OPTIONS}"
+        raise TypeError(msg)
+    return optimizers.get(optimizer, **options)
+
+
+#: the options ``plan`` (so ``fit``) takes itself; ``momentum``, ``nesterov`` and any other go to the optimizer
+FIT_OPTIONS = [
+    k for k, p in inspect.signature(plan).parameters.items() if p.kind is p.KEYWORD_ONLY and k not in NEUTRAL
+]
 
 
 @dataclass
