@@ -448,3 +448,12 @@ def test_fit_refuses_an_option_its_optimizer_does_not_take_before_training(rmspr
     for a, b in zip(before, host(net), strict=True):
         np.testing.assert_array_equal(a, b)
     assert net.epochs_trained == 0
+
+
+def test_the_command_line_offers_every_registered_optimizer(rmsprop):
+    from anynet import cli
+
+    args = cli.build_parser().parse_args(["train", "xor", "--optimizer", "rmsprop"])
+    assert args.optimizer == "rmsprop"
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["train", "xor", "--optimizer", "nope"])

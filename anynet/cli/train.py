@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__, activations, defaults, losses
+from .. import __version__, activations, defaults, losses, optimizers
 from .. import backend as B
 from .. import data as D
 from ..files import atomic_write
@@ -367,7 +367,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="loss (default: cross_entropy, binary_cross_entropy or mse to match --output)",
     )
     fit = train.add_argument_group("training")
-    fit.add_argument("--optimizer", choices=["adam", "sgd"], default="adam", help="(default: adam)")
+    fit.add_argument("--optimizer", choices=optimizers.names(), default="adam", help="(default: adam)")
     fit.add_argument(
         "--lr",
         type=_lr_list,
