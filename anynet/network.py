@@ -412,9 +412,10 @@ class Network:
         - ``loss``: ``"half_sse"`` (the seed's ½Σ(y−t)²), ``"mse"``, ``"half_mse"``,
           ``"binary_cross_entropy"`` (sigmoid output) or ``"cross_entropy"`` (softmax output). ``None``
           picks cross-entropy for a softmax output and half_sse otherwise (``anynet.defaults``).
-        - ``optimizer``: ``"sgd"`` (with ``momentum``/``nesterov``) or ``"adam"``, or an optimizer object
-          (``anynet.optimizers`` or your own with ``init``/``step``); ``lr`` ``None`` is 1.0 for sgd (the
-          seed) and 1e-3 for Adam. ``schedule``: ``"constant"``, ``"invscaling"``, ``"step"``,
+        - ``optimizer``: ``"sgd"`` (with ``momentum``/``nesterov``), ``"adam"`` (``beta_1``, ``beta_2``,
+          ``epsilon``) or any name registered with ``anynet.optimizers.register`` (its options as
+          keywords), or an optimizer object (``anynet.optimizers`` or your own with ``init``/``step``);
+          ``lr`` ``None`` is 1.0 for sgd (the seed) and 1e-3 for Adam. ``schedule``: ``"constant"``, ``"invscaling"``, ``"step"``,
           ``"cosine"`` or ``f(lr, epoch, epochs)``. ``alpha``: L2 penalty as scikit-learn's, ``0.5*alpha*ΣW²/batch``.
         - ``batch_size`` ``None`` is the full batch, as the seed; ``shuffle`` draws a seeded permutation
           per epoch on the host (``seed``).
