@@ -11,6 +11,7 @@ import glob
 import os
 import re
 import socket
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,9 @@ def writable_path(path: str | os.PathLike, label: str, example: str) -> Path:
         msg = f"{label}: it is a folder; give a file name such as {str(path / example)!r}"
         raise IsADirectoryError(msg)
     folder = path.parent if str(path.parent) else Path(".")
+    if folder.exists() and not folder.is_dir():
+        msg = f"{label}: {str(folder)!r} is a file, not a folder"
+        raise NotADirectoryError(msg)
     if not folder.is_dir():
         msg = f"{label}: the folder {str(folder)!r} does not exist; create it first"
         raise FileNotFoundError(msg)
@@ -50,9 +54,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         write(Path(tmp))
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes the file private (0600)
+        os.chmod(tmp, _mode_for(path))  # mkstemp makes the file private (0600)
         os.replace(tmp, path)
     except OSError as exc:  # a full disk or a lost mount: say which file, not "[Errno 28]" alone
         Path(tmp).unlink(missing_ok=True)
@@ -63,6 +65,17 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _mode_for(path: Path) -> int:
+    """The permissions ``open(path, "w")`` leaves: an existing file's own (a private 0600 file stays
+    private), else 0666 less the umask."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
 
 
 #: this machine's name as it appears in temporary file names (one word: no dots)
@@ -77,6 +90,8 @@ def _clear_stale(path: Path) -> None:
     for tmp in path.parent.glob(f".{glob.escape(path.name)}.{_HOST}.*"):
         match = pattern.fullmatch(tmp.name)
         if match is None or int(match.group(1)) == os.getpid() or _alive(int(match.group(1))):
+            continue
+        if tmp.is_symlink() or not tmp.is_file():  # not a file a writer left (a folder, say): not ours to remove
             continue
         tmp.unlink(missing_ok=True)
 

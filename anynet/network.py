@@ -415,8 +415,9 @@ class Network:
         - ``optimizer``: ``"sgd"`` (with ``momentum``/``nesterov``), ``"adam"`` (``beta_1``, ``beta_2``,
           ``epsilon``) or any name registered with ``anynet.optimizers.register`` (its options as
           keywords), or an optimizer object (``anynet.optimizers`` or your own with ``init``/``step``);
-          ``lr`` ``None`` is 1.0 for sgd (the seed) and 1e-3 for Adam. ``schedule``: ``"constant"``, ``"invscaling"``, ``"step"``,
-          ``"cosine"`` or ``f(lr, epoch, epochs)``. ``alpha``: L2 penalty as scikit-learn's, ``0.5*alpha*ΣW²/batch``.
+          ``lr`` ``None`` is 1.0 for sgd (the seed) and 1e-3 for Adam. ``schedule``: ``"constant"``,
+          ``"invscaling"``, ``"step"``, ``"cosine"`` or ``f(lr, epoch, epochs)``. ``alpha``: L2 penalty as
+          scikit-learn's, ``0.5*alpha*ΣW²/batch``.
         - ``batch_size`` ``None`` is the full batch, as the seed; ``shuffle`` draws a seeded permutation
           per epoch on the host (``seed``).
         - ``validation_data=(Xv, tv)`` or ``validation_split`` (a seeded random fraction held out);

@@ -635,7 +635,7 @@ def huge_w0(path: Path) -> None:
 
 
 TAMPERED = {
-    "compression method": (lambda p: zip_field(p, 10, 99), "not a readable .npz archive"),
+    "compression method": (lambda p: zip_field(p, 10, 99), "is compressed, and anynet writes its arrays uncompressed"),
     "encrypted": (lambda p: zip_field(p, 8, 1), "not a readable .npz archive"),
     "huge shape": (huge_w0, "entry 'W0.npy' declares float64 (1048576, 1048576)"),
     "wrong shape": (lambda p: resaved(p, W0=np.ones((1, 1))), r"W0 should be finite floats of shape (2, 32)"),

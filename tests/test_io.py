@@ -254,6 +254,51 @@ def test_version_from_the_future(tmp_path):
         anynet.load(path)
 
 
+@pytest.mark.parametrize("version", [0, -7])
+def test_a_version_before_the_first_is_refused(tmp_path, version):
+    path = anynet.save(quick(), tmp_path / "net.npz")
+    rewrite(path, anynet_config=np.asarray(json.dumps(config_of(path) | {"version": version})))
+    with pytest.raises(anynet.CheckpointError, match=rf"format version {version}; anynet's versions start at 1"):
+        anynet.load(path)
+
+
+def test_a_bad_request_is_blamed_on_the_request_not_the_file(tmp_path):
+    path = anynet.save(quick(), tmp_path / "net.npz")
+    with pytest.raises(ValueError, match=r"unknown backend 'nope'; expected one of") as info:
+        anynet.load(path, backend="nope")
+    assert not isinstance(info.value, anynet.CheckpointError)
+    with pytest.raises(ValueError, match=r"dtype must be 'float32' or 'float64' .*got 'float16'") as info:
+        anynet.load(path, dtype="float16")
+    assert not isinstance(info.value, anynet.CheckpointError)
+
+
+def test_a_compressed_entry_is_refused_before_it_is_inflated(tmp_path):
+    path = anynet.save(quick(), tmp_path / "net.npz")
+    with open(path, "wb") as fh:  # the same entries, deflated: anynet never writes such a file
+        np.savez_compressed(fh, **entries(anynet.save(quick(), tmp_path / "plain.npz")))
+    with pytest.raises(anynet.CheckpointError, match=r"entry '.*' is compressed, and anynet writes its arrays"):
+        anynet.load(path)
+
+
+def test_a_best_epoch_past_the_history_is_refused(tmp_path):
+    net = anynet.Network([3, 2, 1], seed=0)
+    net.fit(XOR_X, XOR_X[:, :1], epochs=3, verbose=0)
+    path = anynet.save(net, tmp_path / "net.npz")
+    config = config_of(path)
+    config["history"]["best_epoch"] = 3
+    rewrite(path, anynet_config=np.asarray(json.dumps(config)))
+    with pytest.raises(anynet.CheckpointError, match=r"its history names best epoch 3, but holds 3 epochs"):
+        anynet.load(path)
+    ens = anynet.Ensemble([3, 2, 1], 2, seed=0)
+    ens.fit(XOR_X, XOR_X[:, :1], epochs=2, verbose=0)
+    path = anynet.save(ens, tmp_path / "ens.npz")
+    config = config_of(path)
+    config["histories"][1]["best_epoch"] = 7
+    rewrite(path, anynet_config=np.asarray(json.dumps(config)))
+    with pytest.raises(anynet.CheckpointError, match=r"member 1's history names best epoch 7, but holds 2 epochs"):
+        anynet.load(path)
+
+
 def test_load_a_missing_path(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"does not exist"):
         anynet.load(tmp_path / "nothing.npz")
@@ -269,6 +314,26 @@ def test_a_checkpoint_gets_ordinary_file_permissions(tmp_path):
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_saving_over_a_private_file_keeps_it_private(tmp_path):
+    path = tmp_path / "model.npz"
+    anynet.save(anynet.Network([2, 2, 1]), path)
+    path.chmod(0o600)
+    anynet.save(anynet.Network([2, 2, 1], seed=1), path)
+    assert path.stat().st_mode & 0o777 == 0o600  # as open(path, "w") leaves it, not world-readable
+
+
+def test_a_save_under_a_file_or_beside_a_folder_named_like_a_temporary_file(tmp_path):
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a file, not a folder")
+    with pytest.raises(NotADirectoryError, match=r"'.*notes.txt' is a file, not a folder"):
+        anynet.save(quick(), blocker / "net.npz")
+    from anynet.files import _HOST
+
+    (tmp_path / f".net.npz.{_HOST}.999999999.abcd.npz").mkdir()  # a dead writer's name, but a folder
+    anynet.save(quick(), tmp_path / "net.npz")
+    assert anynet.load(tmp_path / "net.npz").sizes == quick().sizes
 
 
 # --------------------------------------------------------------------------- what load checks (issue 14)
