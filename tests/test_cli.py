@@ -713,3 +713,48 @@ def test_a_gpu_asked_of_a_cpu_only_backend_names_one_that_has_it(trained, capsys
     assert f"--device cuda: the {cpu_only} backend runs on the CPU only" in err
     assert "use --backend torch or --backend cupy" in err
     assert "nvidia-smi" not in err
+
+
+def test_not_enough_memory_is_one_line(capsys, monkeypatch):
+    # `--hidden 2000000000` asks for more than the machine has: say so, no traceback (the command
+    # stands in, so that no test asks this machine for 48 GB)
+    def too_big(args):
+        raise MemoryError
+
+    parser = cli.build_parser
+    monkeypatch.setattr(cli, "build_parser", lambda: _with_func(parser(), too_big))
+    code, out, err = main(capsys, "train xor --hidden 2000000000")
+    assert code == 1
+    assert out == ""
+    assert err == "anynet: error: not enough memory for this (a network or data too large for this machine)\n"
+
+
+def _with_func(parser, func):
+    parse = parser.parse_args
+
+    def parse_args(argv=None):
+        args = parse(argv)
+        args.func = func
+        return args
+
+    parser.parse_args = parse_args
+    return parser
+
+
+def test_predict_with_its_output_closed_asks_for_out(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANYNET_")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    (tmp_path / "new.csv").write_text("a,b\n1,2\n")
+    code = "import sys; from anynet.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "predict", "m.npz", "new.csv"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        close_fds=True,
+        preexec_fn=lambda: os.close(1),  # the child starts with its standard output closed
+    )
+    assert proc.returncode == 1
+    assert proc.stderr == "anynet: error: standard output is closed, and predict writes there; give --out FILE\n"

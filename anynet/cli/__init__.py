@@ -74,6 +74,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         args = parser.parse_args(["demo", *argv])
+    if sys.stdout is None:  # started with its standard output closed (`>&-`)
+        if args.command == "predict" and not getattr(args, "out", None):
+            msg = "standard output is closed, and predict writes there; give --out FILE"
+            print(f"anynet: error: {msg}", file=sys.stderr)
+            return 1
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the rest of the process: nobody reads it
     try:
         return args.func(args)
     except BrokenPipeError:  # `anynet predict ... | head` stopped reading: not an error
@@ -88,6 +94,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif isinstance(exc, DivergedError):
             text += " (on the command line: --lr, --standardize); nothing was saved"
         print(f"anynet: error: {text}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        if args.debug:
+            raise
+        msg = "not enough memory for this (a network or data too large for this machine)"
+        print(f"anynet: error: {msg}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         if args.debug:
