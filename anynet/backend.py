@@ -11,14 +11,11 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import importlib
-import math
 import os
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from . import kernels
 from .adapters import Adapter, ArrayApiStrict, CuPy, Dask, Jax, NumPy, Torch
 from .adapters import BackendError as BackendError  # raised by the adapters; public here and as anynet.BackendError
 
@@ -40,7 +37,7 @@ BACKENDS: dict[str, Adapter] = {
 }
 
 #: the backends whose arrays take ``out=``: the buffer engine runs on these
-BUFFER_BACKENDS = ("numpy", "cupy", "torch")
+BUFFER_BACKENDS = tuple(name for name, adapter in BACKENDS.items() if adapter.out_ops is not None)
 
 # --------------------------------------------------------------------------- choosing a backend
 
@@ -255,194 +252,11 @@ def detached(x: Any) -> Any:
     return x if name is None else BACKENDS[name].detached(x)
 
 
-#: what compiles an op's fused kernel (``anynet.kernels.Kernel``), per backend; where none is
-#: named, ``BufferOps.kernel`` gives ``None`` and the engines run the in-place forms
-KERNEL_COMPILERS: dict[str, Callable[[Any], Any]] = {"cupy": kernels.cupy_kernel}
-
-
-class BufferOps:
-    """The array operations the buffer engine and the ops' in-place kernels use, each writing into
-    ``out=`` (NumPy, CuPy: their own ufuncs; PyTorch: its ``out=`` functions). Arguments may be a
-    scalar where NumPy's ufuncs take one."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self._compile = KERNEL_COMPILERS.get(name)
-        #: the backend's Array API namespace, for an op's pure form called from a kernel
-        self.xp = namespace_for(name)
-        if name == "torch":
-            import torch
-
-            self.lib = torch
-            self.add, self.subtract, self.multiply, self.divide = torch.add, torch.sub, torch.mul, torch.div
-            self.tanh, self.exp, self.log, self.sqrt = torch.tanh, torch.exp, torch.log, torch.sqrt
-            self.greater = torch.gt
-            self.empty_like, self.vdot = torch.empty_like, _torch_vdot
-            self.sigmoid = torch.sigmoid
-            return
-        m = np if name == "numpy" else BACKENDS[name].load()
-        self.lib = m
-        self.matmul = m.dot  # dot(a, b, out) straight to BLAS, no Python frame in between
-        self.add, self.subtract, self.multiply, self.divide = m.add, m.subtract, m.multiply, m.divide
-        self.tanh, self.exp, self.log, self.sqrt, self.greater = m.tanh, m.exp, m.log, m.sqrt, m.greater
-        self.empty_like, self.vdot = m.empty_like, m.vdot
-        self.sigmoid = BACKENDS[name].expit() or self._sigmoid_by_tanh
-
-    def _sigmoid_by_tanh(self, z, out):
-        # the reference's 0.5*tanh(0.5*z) + 0.5, in four passes where no one-pass kernel is installed
-        self.multiply(z, 0.5, out=out)
-        self.tanh(out, out=out)
-        self.multiply(out, 0.5, out=out)
-        return self.add(out, 0.5, out=out)
-
-    def empty(self, shape, like):
-        """An uninitialised array of ``shape`` with the dtype and device of ``like``."""
-        if self.name == "torch":
-            return self.lib.empty(shape, dtype=like.dtype, device=like.device)
-        return self.lib.empty(shape, dtype=like.dtype)
-
-    def matmul(self, a, b, out):
-        """``out = a @ b`` for 2-D ``a`` and ``b`` (transposed views welcome); NumPy and CuPy replace
-        this with their ``dot`` on the instance."""
-        return self.lib.mm(a, b, out=out)
-
-    def from_host(self, a, like, dtype=None):
-        """Host data ``a`` as a new array on the device of ``like``, with its dtype or ``dtype``."""
-        if self.name == "torch":
-            kind = like.dtype if dtype is None else getattr(self.lib, dtype)
-            return self.lib.as_tensor(np.asarray(a), dtype=kind, device=like.device).clone()
-        return self.lib.array(np.asarray(a), dtype=like.dtype if dtype is None else dtype)
-
-    def to_host(self, a):
-        return to_numpy(a)
-
-    def index_zero(self, like):
-        """A one-element int64 array holding 0, on the device of ``like``: a position a captured step
-        reads and advances."""
-        if self.name == "torch":
-            return self.lib.zeros(1, dtype=self.lib.int64, device=like.device)
-        return self.lib.zeros(1, dtype=np.int64)
-
-    def take_at(self, src, at, out):
-        """``out[0] = src[at[0]]`` with ``at`` a device index (``(1,)`` int64), no read back to the host."""
-        if self.name == "torch":
-            return self.lib.index_select(src, 0, at, out=out)
-        return self.lib.take(src, at, out=out)
-
-    def put_at(self, dst, at, value):
-        """``dst[at[0]] = value`` with ``at`` a device index, no read back to the host."""
-        if self.name == "torch":
-            dst.index_copy_(0, at, self.lib.reshape(value, (1,)).to(dst.dtype))
-        else:
-            dst[at] = value
-
-    def kernel(self, spec: Any) -> Any:
-        """The op's fused kernel ``spec`` compiled for this backend (once per process), or ``None``
-        where the backend compiles none or the op gives none."""
-        if spec is None or self._compile is None:
-            return None
-        key = (self.name, self._compile, spec)
-        if key not in _KERNELS:
-            _KERNELS[key] = self._compile(spec)
-        return _KERNELS[key]
-
-    def inner(self, a, b):
-        """``Σ a·b`` over the last two axes: a number for matrices (``vdot``), one per member for a
-        stack (either may be the shared ``(n, m)`` operand of a ``(..., n, m)`` stack)."""
-        if a.ndim == 2 and b.ndim == 2:
-            return self.vdot(a, b)
-        if self.name == "torch":
-            return self.lib.sum(a * b, dim=(-2, -1))
-        return self.lib.einsum("...ij,...ij->...", a, b)
-
-    def bmatmul(self, a, b, out):
-        """``out = a @ b`` with the standard's ``matmul`` semantics: stacks of matrices, broadcast over
-        the leading axes (a stack of networks' ``(k, n, n_in) @ (k, n_in, n_out)``)."""
-        if a.shape[-1] == 1:
-            # an outer product (a one-output layer's grad_z @ W.T): the same single products, without
-            # a BLAS call per matrix of the stack (twice as fast on NumPy)
-            return self.multiply(a, b, out=out)
-        return self.lib.matmul(a, b, out=out)
-
-    def mT(self, a):
-        """The transpose of the last two axes, as a view (the array's own ``mT`` where it has one:
-        an attribute costs a tenth of ``swapaxes``'s Python wrapper on NumPy)."""
-        return a.mT if hasattr(a, "mT") else self.lib.swapaxes(a, -1, -2)
-
-    def linear(self, a, W, b, out):
-        """``out = a @ W + b`` (``b`` may be ``None``); one fused call where the library has one."""
-        if b is None:
-            return self.matmul(a, W, out)
-        if self.name == "torch":
-            return self.lib.addmm(b, a, W, out=out)
-        self.lib.dot(a, W, out=out)
-        return self.lib.add(out, b, out=out)
-
-    def maximum(self, a, scalar, out):
-        if self.name == "torch":
-            return self.lib.clamp_min(a, scalar, out=out)
-        return self.lib.maximum(a, scalar, out=out)
-
-    def keep_where_positive(self, g, z, q):
-        """``g`` with 0 wherever ``z > 0`` fails (NaN included), in place: ``where(z > 0, g, 0)``, which
-        stays 0 where ``g`` is infinite (a product with a 0/1 mask would give NaN there). ``q``: scratch
-        of ``g``'s shape."""
-        host = self.name == "numpy" or (self.name == "torch" and g.device.type == "cpu")
-        # On the CPU a masked write costs twenty products: check that g is finite (one cheap pass,
-        # read back for free) and take the product; on a GPU the masked write is cheap and needs no sync.
-        if host and math.isfinite(self.vdot(g, g)):
-            self.greater(z, 0, out=q)
-            return self.multiply(g, q, out=g)
-        if self.name == "torch":
-            return g.masked_fill_(~(z > 0), 0)
-        mask = self.lib.greater(z, 0)
-        self.lib.logical_not(mask, out=mask)
-        self.lib.copyto(g, 0, where=mask)
-        return g
-
-    def sum_rows(self, a, out):
-        """``out = sum(a, axis=0)``."""
-        if self.name == "torch":
-            return self.lib.sum(a, 0, out=out)
-        return self.lib.add.reduce(a, axis=0, out=out)
-
-    def row_max(self, a):
-        """``max(a, axis=-1, keepdims=True)``, a new ``(..., n, 1)`` array."""
-        if self.name == "torch":
-            return self.lib.amax(a, -1, keepdim=True)
-        return self.lib.max(a, axis=-1, keepdims=True)
-
-    def row_sum(self, a):
-        """``sum(a, axis=-1, keepdims=True)``, a new ``(..., n, 1)`` array."""
-        if self.name == "torch":
-            return self.lib.sum(a, -1, keepdim=True)
-        return self.lib.add.reduce(a, axis=-1, keepdims=True)
-
-    def flat(self, arrays, like):
-        """One new 1-D array holding ``arrays`` one after another, with the dtype and device of ``like``."""
-        if self.name == "torch":
-            return self.lib.cat([self.lib.reshape(a.to(dtype=like.dtype, device=like.device), (-1,)) for a in arrays])
-        m = self.lib
-        return m.concatenate([m.reshape(m.asarray(a, dtype=like.dtype), (-1,)) for a in arrays])
-
-    def copy_into(self, dst, src):
-        if self.name == "torch":
-            dst.copy_(src)
-        else:
-            self.lib.copyto(dst, src)
-
-    def copy(self, a):
-        return a.clone() if self.name == "torch" else a.copy()
-
-
-_KERNELS: dict[tuple, Any] = {}
-
-
-def _torch_vdot(a, b):
-    return a.reshape(-1) @ b.reshape(-1)
-
-
-def buffer_ops(name: str) -> BufferOps | None:
-    """The ``out=`` operations of backend ``name``; ``None`` where it has none (JAX is immutable,
-    Dask lazy, array-api-strict exposes no ``out=``)."""
-    return BufferOps(name) if name in BUFFER_BACKENDS else None
+def buffer_ops(name: str) -> Any:
+    """The ``out=`` operations of backend ``name`` (``anynet.engines.buffer_ops``); ``None`` where it
+    has none (JAX is immutable, Dask lazy, array-api-strict exposes no ``out=``)."""
+    adapter = BACKENDS.get(name)
+    if adapter is None or adapter.out_ops is None:
+        return None
+    module, _, cls = adapter.out_ops.partition(":")
+    return getattr(importlib.import_module(module), cls)(name)

@@ -1,7 +1,7 @@
 """What an adapter answers for ``anynet.backend``, with the answers most libraries share.
 
 ``Adapter`` holds how to find a library (the module to import, the ``pip install`` that brings it)
-and the defaults: no autograd, nothing lazy, nothing queued to wait for.
+and the defaults: no autograd, nothing lazy, nothing queued to wait for, no ``out=`` arrays.
 ``HostAdapter`` is a library whose one device is the CPU (NumPy, Dask), ``GpuAdapter`` one that may
 see CUDA devices (CuPy, PyTorch, JAX). An adapter imports its library only when asked.
 """
@@ -38,6 +38,8 @@ class Adapter:
 
     #: the module of its Array API namespace ``xp``
     xp_module: ClassVar[str]
+    #: ``"module:Class"`` of its ``out=`` operations for the buffer engine; ``None``: no ``out=`` arrays
+    out_ops: ClassVar[str | None] = None
 
     def load(self) -> Any:
         """The library's module, imported now; a BackendError says what to install if it is missing."""

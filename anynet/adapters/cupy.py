@@ -11,6 +11,7 @@ from ._base import GpuAdapter
 
 class CuPy(GpuAdapter):
     xp_module = "array_api_compat.cupy"
+    out_ops = "anynet.engines.buffer_ops:BufferOps"
 
     owns = staticmethod(array_api_compat.is_cupy_array)
 

@@ -12,6 +12,7 @@ from ._base import HostAdapter, numpy_errstate
 
 class NumPy(HostAdapter):
     xp_module = "array_api_compat.numpy"
+    out_ops = "anynet.engines.buffer_ops:BufferOps"
 
     owns = staticmethod(array_api_compat.is_numpy_array)
 

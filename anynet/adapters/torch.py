@@ -12,6 +12,7 @@ from ._base import GpuAdapter
 
 class Torch(GpuAdapter):
     xp_module = "array_api_compat.torch"
+    out_ops = "anynet.engines.buffer_ops:TorchBufferOps"
 
     owns = staticmethod(array_api_compat.is_torch_array)
 
