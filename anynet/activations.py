@@ -6,7 +6,7 @@ An activation owns all its forms, side by side:
 - optionally in place, for the buffer engine (NumPy, CuPy, PyTorch ``out=``):
   ``f_out(ops, z, out) -> y`` writes ``f(z)`` into ``out`` (or returns ``z`` itself for the identity)
   and ``vjp_out(ops, z, y, g, q) -> g`` writes ``g * f'(z)`` over ``g``, with ``q`` as scratch.
-  ``ops`` is ``anynet.backend.BufferOps``. An engine that finds no in-place form uses the pure one.
+  ``ops`` is ``anynet.engines.buffer_ops.BufferOps``. An engine that finds no in-place form uses the pure one.
 - optionally fused, for a GPU: ``kernel_f`` (``z -> y``) and ``kernel_vjp`` (``z, y -> g``, over
   ``g``), ``anynet.kernels.Kernel`` bodies that CuPy compiles into one element-wise pass each.
 

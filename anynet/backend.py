@@ -1,7 +1,9 @@
 """The registry of array backends: which library, which devices, how to move arrays.
 
-This is the one module that imports ``array_api_compat`` and knows library names. Everything else
-asks it for a namespace ``xp`` and a native device, once, at the public boundary.
+Each library's answers come from its adapter in ``anynet.adapters``; this module registers them by
+name and asks them. Those modules and this one are the only ones that import ``array_api_compat``
+and know library names. Everything else asks this one for a namespace ``xp`` and a native device,
+once, at the public boundary.
 """
 
 from __future__ import annotations
@@ -9,49 +11,33 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import importlib
-import math
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-import array_api_compat
 import numpy as np
 
-from . import kernels
+from .adapters import Adapter, ArrayApiStrict, CuPy, Dask, Jax, NumPy, Torch
+from .adapters import BackendError as BackendError  # raised by the adapters; public here and as anynet.BackendError
 
 ENV_BACKEND = "ANYNET_BACKEND"
 ENV_DEVICE = "ANYNET_DEVICE"
 
 
-@dataclass(frozen=True)
-class BackendInfo:
-    """How to find one array library: the module to import and the ``pip install`` that brings it
-    (the library itself: ``anynet[...]`` on the package index is another project)."""
-
-    name: str
-    module: str
-    pip: str
-    gpu_only: bool = False
-    #: no CUDA device whatever the machine has: a GPU needs another backend
-    cpu_only: bool = False
-
-
-BACKENDS: dict[str, BackendInfo] = {
-    "numpy": BackendInfo("numpy", "numpy", "numpy", cpu_only=True),
-    "cupy": BackendInfo("cupy", "cupy", "cupy-cuda12x (or cupy-cuda13x, matching your CUDA)", gpu_only=True),
-    "torch": BackendInfo(
+#: name -> the library's adapter: where to import it from, what to pip install, whether it is GPU-
+#: or CPU-only. A new backend is one adapter module in ``anynet/adapters/`` and one line here.
+BACKENDS: dict[str, Adapter] = {
+    "numpy": NumPy("numpy", "numpy", "numpy", cpu_only=True),
+    "cupy": CuPy("cupy", "cupy", "cupy-cuda12x (or cupy-cuda13x, matching your CUDA)", gpu_only=True),
+    "torch": Torch(
         "torch", "torch", "torch (CPU only: pip install torch --index-url https://download.pytorch.org/whl/cpu)"
     ),
-    "jax": BackendInfo("jax", "jax", "jax"),
-    "dask": BackendInfo("dask", "dask.array", '"dask[array]"', cpu_only=True),
-    "array_api_strict": BackendInfo("array_api_strict", "array_api_strict", "array-api-strict", cpu_only=True),
+    "jax": Jax("jax", "jax", "jax"),
+    "dask": Dask("dask", "dask.array", '"dask[array]"', cpu_only=True),
+    "array_api_strict": ArrayApiStrict("array_api_strict", "array_api_strict", "array-api-strict", cpu_only=True),
 }
 
-
-class BackendError(RuntimeError):
-    """A backend that cannot be used here: not installed, or no device for it."""
-
+#: the backends whose arrays take ``out=``: the buffer engine runs on these
+BUFFER_BACKENDS = tuple(name for name, adapter in BACKENDS.items() if adapter.out_ops is not None)
 
 # --------------------------------------------------------------------------- choosing a backend
 
@@ -121,80 +107,31 @@ def placement(backend: str | None, device: str | None) -> tuple[str, str | None]
     return backend, default_device if backend == default else None
 
 
-# --------------------------------------------------------------------------- importing
+# --------------------------------------------------------------------------- asking the adapters
 
 
-def _import(name: str) -> Any:
-    info = BACKENDS[check_name(name)]
-    try:
-        return importlib.import_module(info.module)
-    except ImportError as exc:
-        msg = f"backend {name!r} needs the {info.module!r} package, which is not installed; pip install {info.pip}"
-        raise BackendError(msg) from exc
+def _adapter(name: str) -> Adapter:
+    return BACKENDS[check_name(name)]
 
 
 def namespace_for(name: str) -> Any:
     """The Array API namespace ``xp`` for a backend id."""
-    _import(name)
-    if name == "numpy":
-        import array_api_compat.numpy as xp
-    elif name == "cupy":
-        import array_api_compat.cupy as xp
-    elif name == "torch":
-        import array_api_compat.torch as xp
-    elif name == "dask":
-        import array_api_compat.dask.array as xp
-    elif name == "jax":
-        import jax.numpy as xp
-    else:
-        import array_api_strict as xp
-    return xp
-
-
-def _cuda_count(name: str) -> int:
-    try:
-        if name == "cupy":
-            import cupy
-
-            return int(cupy.cuda.runtime.getDeviceCount())
-        if name == "torch":
-            import torch
-
-            return torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if name == "jax":
-            import jax
-
-            try:
-                return len(jax.devices("gpu"))
-            except RuntimeError:
-                return 0
-    except Exception:  # noqa: BLE001 - a broken CUDA install means "no CUDA device" here
-        return 0
-    return 0
+    return _adapter(name).namespace()
 
 
 def devices(name: str) -> list[str]:
     """The device names a backend can use here, e.g. ``["cpu", "cuda:0"]``."""
-    mod = _import(name)
-    if name in ("numpy", "dask"):
-        return ["cpu"]
-    if name == "cupy":
-        return [f"cuda:{i}" for i in range(_cuda_count("cupy"))]
-    if name == "torch":
-        return ["cpu"] + [f"cuda:{i}" for i in range(_cuda_count("torch"))]
-    if name == "jax":
-        return ["cpu"] + [f"cuda:{i}" for i in range(_cuda_count("jax"))]
-    return [d._device for d in mod.__array_namespace_info__().devices()]  # array_api_strict
+    return _adapter(name).devices()
 
 
 def backends() -> dict[str, dict[str, Any]]:
     """Which backends import here: ``{name: {"available", "version", "devices", "error"}}``."""
     report: dict[str, dict[str, Any]] = {}
-    for name, info in BACKENDS.items():
+    for name, adapter in BACKENDS.items():
         entry: dict[str, Any] = {"available": False, "version": None, "devices": [], "error": None}
         try:
-            mod = _import(name)
-            top = importlib.import_module(info.module.split(".")[0])
+            mod = adapter.load()
+            top = importlib.import_module(adapter.module.split(".")[0])
             entry["version"] = getattr(top, "__version__", getattr(mod, "__version__", None))
             entry["devices"] = devices(name)
             entry["available"] = bool(entry["devices"])
@@ -214,77 +151,12 @@ def native_device(name: str, device: str | None) -> Any:
     ``None`` picks the backend's default device. Asking for a device the backend cannot see raises
     a ``BackendError`` here, at construction, rather than a CUDA traceback in the middle of training.
     """
-    mod = _import(name)
-    dev = None if device is None else str(device).strip().lower()
-    if dev == "gpu":
-        dev = "cuda:0"
-    if dev is not None and dev.startswith("cuda") and ":" not in dev:
-        dev = "cuda:0"
-    if BACKENDS[name].gpu_only and dev is not None and not dev.startswith("cuda"):
-        msg = (
-            f"backend {name!r} runs on CUDA GPUs only; device {device!r} is not available. "
-            "For the CPU use backend='numpy' (or torch/jax with device='cpu')"
-        )
-        raise BackendError(msg)
-    if name in ("numpy", "dask"):
-        if dev not in (None, "cpu"):
-            msg = (
-                f"backend {name!r} runs on the CPU only; device {device!r} is not available. "
-                "For a CUDA GPU use backend='torch' or backend='cupy'"
-            )
-            raise BackendError(msg)
-        return "cpu"
-    if name == "array_api_strict":
-        known = devices(name)
-        if dev in (None, "cpu"):  # "cpu" names the CPU on every backend
-            return mod.Device("CPU_DEVICE")
-        if device not in known:
-            msg = f"array_api_strict has no device {device!r}; expected one of {known}"
-            raise BackendError(msg)
-        return mod.Device(device)
-    if name == "cupy" or (dev is not None and dev.startswith("cuda")):
-        index = 0 if dev is None else _cuda_index(dev, device)
-        count = _cuda_count(name)
-        if index >= count:
-            found = "none was found" if count == 0 else f"only {count} found"
-            alt = "backend='numpy'" if name == "cupy" else f"backend={name!r}, device='cpu'"
-            msg = (
-                f"backend {name!r} on {dev or 'cuda:0'!r} needs a CUDA device and {found}; "
-                f"use {alt} or install a CUDA driver"
-            )
-            raise BackendError(msg)
-        if name == "cupy":
-            return mod.cuda.Device(index)
-        if name == "torch":
-            return mod.device("cuda", index)
-        return mod.devices("gpu")[index]
-    if dev not in (None, "cpu") and not dev.startswith("cpu:"):
-        msg = f"unknown device {device!r} for backend {name!r}; expected 'cpu' or 'cuda:N'"
-        raise BackendError(msg)
-    if name == "torch":
-        return mod.device("cpu")
-    return mod.devices()[0] if dev is None else mod.devices("cpu")[0]  # jax: its default device, GPU if any
-
-
-def _cuda_index(dev: str, given: object) -> int:
-    try:
-        return int(dev.split(":", 1)[1])
-    except (ValueError, IndexError):
-        msg = f"cannot read device {given!r}; expected 'cpu', 'cuda' or 'cuda:N'"
-        raise BackendError(msg) from None
+    return _adapter(name).native_device(device)
 
 
 def device_name(name: str, native: Any) -> str:
     """The canonical name of a backend's device object: ``"cpu"`` or ``"cuda:N"``."""
-    if name in ("numpy", "dask"):
-        return "cpu"
-    if name == "cupy":
-        return f"cuda:{native.id}"
-    if name == "torch":
-        return "cpu" if native.type == "cpu" else f"cuda:{native.index or 0}"
-    if name == "jax":
-        return "cpu" if native.platform == "cpu" else f"cuda:{native.id}"
-    return native._device  # array_api_strict
+    return _adapter(name).device_name(native)
 
 
 # --------------------------------------------------------------------------- arrays
@@ -293,65 +165,27 @@ def device_name(name: str, native: Any) -> str:
 def backend_of(x: Any) -> str | None:
     """The backend id that owns array ``x``; ``None`` for host data that is not an array of a known
     library (lists, scalars)."""
-    if array_api_compat.is_numpy_array(x):
-        return "numpy"
-    if array_api_compat.is_cupy_array(x):
-        return "cupy"
-    if array_api_compat.is_torch_array(x):
-        return "torch"
-    if array_api_compat.is_jax_array(x):
-        return "jax"
-    if array_api_compat.is_dask_array(x):
-        return "dask"
-    if type(x).__module__.startswith("array_api_strict"):
-        return "array_api_strict"
+    for name, adapter in BACKENDS.items():
+        if adapter.owns(x):
+            return name
     return None
 
 
 def device_of(x: Any) -> str:
     """The canonical device name of an array of any known backend."""
     name = backend_of(x)
-    if name is None or name in ("numpy", "dask"):
-        return "cpu"
-    return device_name(name, array_api_compat.device(x))
+    return "cpu" if name is None else BACKENDS[name].device_of(x)
 
 
 def to_numpy(x: Any) -> np.ndarray:
     """Any backend's array (or nested list) -> a ``numpy.ndarray`` on the host."""
     name = backend_of(x)
-    if name is None or name == "numpy":
-        return np.asarray(x)
-    if name == "cupy":
-        return x.get()
-    if name == "torch":
-        return x.detach().cpu().numpy()
-    if name == "dask":
-        return np.asarray(x.compute())
-    if name == "array_api_strict":
-        return np.asarray(x)
-    return np.asarray(x)  # jax
+    return np.asarray(x) if name is None else BACKENDS[name].to_numpy(x)
 
 
 def from_numpy(a: np.ndarray, name: str, native: Any) -> Any:
     """A host array -> the backend's array on ``native`` device, same dtype, one transfer."""
-    a = np.ascontiguousarray(a)
-    if name == "numpy":
-        return a
-    xp = namespace_for(name)
-    if name == "cupy":
-        with native:
-            return xp.asarray(a)
-    if name == "jax":
-        import jax
-
-        return jax.device_put(a, native)
-    if name == "dask":
-        import dask.array as da
-
-        return da.from_array(a, chunks=a.shape or ())
-    if name == "torch" and not a.flags.writeable:
-        a = a.copy()  # torch shares host memory and warns on a read-only buffer (a memmap, say)
-    return xp.asarray(a, device=native)
+    return _adapter(name).from_numpy(np.ascontiguousarray(a), native)
 
 
 def dtype_for(xp: Any, name: str, native: Any, dtype: Any) -> Any:
@@ -367,22 +201,14 @@ def dtype_for(xp: Any, name: str, native: Any, dtype: Any) -> Any:
     if text not in ("float32", "float64"):
         msg = f"dtype must be 'float32' or 'float64', got {dtype!r}"
         raise ValueError(msg)
-    if text == "float64" and name == "jax" and not has_float64(name):
-        msg = (
-            "float64 on JAX needs 64-bit mode; set JAX_ENABLE_X64=1 or call "
-            "jax.config.update('jax_enable_x64', True) before creating arrays"
-        )
-        raise BackendError(msg)
+    if text == "float64":
+        _adapter(name).require_float64()
     return getattr(xp, text)
 
 
 def has_float64(name: str) -> bool:
     """Whether backend ``name`` can make float64 arrays now (JAX only in its 64-bit mode)."""
-    if name != "jax":
-        return True
-    import jax
-
-    return bool(jax.config.read("jax_enable_x64"))
+    return _adapter(name).has_float64()
 
 
 def dtype_name(dtype: Any) -> str:
@@ -396,15 +222,7 @@ def dtype_name(dtype: Any) -> str:
 
 def synchronize(name: str, native: Any = None) -> None:
     """Wait for queued device work to finish (for timing); a no-op on the CPU backends."""
-    if name == "cupy":
-        import cupy
-
-        cupy.cuda.get_current_stream().synchronize()
-    elif name == "torch":
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
+    _adapter(name).synchronize(native)
 
 
 def materialize(arrays: Any, name: str) -> Any:
@@ -412,255 +230,33 @@ def materialize(arrays: Any, name: str) -> Any:
 
     The training loop calls this once per epoch so a Dask graph never grows with the step count.
     """
-    if name != "dask":
-        return arrays
-    import dask
-
-    from .tree import leaves, rebuild
-
-    done = iter(dask.persist(*leaves(arrays), scheduler="sync"))
-    return rebuild(arrays, done)
+    return _adapter(name).materialize(arrays)
 
 
-@contextlib.contextmanager
-def quiet_overflow(name: str):
+def quiet_overflow(name: str) -> contextlib.AbstractContextManager:
     """Silence NumPy's overflow warnings while training: a run that overflows ends in a clear
     ``DivergedError``, and the warnings before it would only repeat that less clearly. Dask computes
     with NumPy underneath, in this thread when the loop persists its arrays each epoch."""
-    if name in ("numpy", "array_api_strict", "dask"):
-        with np.errstate(over="ignore", invalid="ignore"):
-            yield
-    else:
-        yield
+    return _adapter(name).quiet_overflow()
 
 
-@contextlib.contextmanager
-def no_autograd(name: str):
+def no_autograd(name: str) -> contextlib.AbstractContextManager:
     """Run training without recording autograd history: anynet computes its own gradients, and a
     graph kept across steps would grow every epoch and end up on the parameters."""
-    if name == "torch":
-        import torch
-
-        with torch.no_grad():
-            yield
-    else:
-        yield
+    return _adapter(name).no_autograd()
 
 
 def detached(x: Any) -> Any:
     """``x`` cut from any autograd graph it belongs to (torch tensors); other arrays as they are."""
-    return x.detach() if backend_of(x) == "torch" else x
+    name = backend_of(x)
+    return x if name is None else BACKENDS[name].detached(x)
 
 
-#: what compiles an op's fused kernel (``anynet.kernels.Kernel``), per backend; where none is
-#: named, ``BufferOps.kernel`` gives ``None`` and the engines run the in-place forms
-KERNEL_COMPILERS: dict[str, Callable[[Any], Any]] = {"cupy": kernels.cupy_kernel}
-
-
-class BufferOps:
-    """The array operations the buffer engine and the ops' in-place kernels use, each writing into
-    ``out=`` (NumPy, CuPy: their own ufuncs; PyTorch: its ``out=`` functions). Arguments may be a
-    scalar where NumPy's ufuncs take one."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self._compile = KERNEL_COMPILERS.get(name)
-        #: the backend's Array API namespace, for an op's pure form called from a kernel
-        self.xp = namespace_for(name)
-        if name == "torch":
-            import torch
-
-            self.lib = torch
-            self.add, self.subtract, self.multiply, self.divide = torch.add, torch.sub, torch.mul, torch.div
-            self.tanh, self.exp, self.log, self.sqrt = torch.tanh, torch.exp, torch.log, torch.sqrt
-            self.greater = torch.gt
-            self.empty_like, self.vdot = torch.empty_like, _torch_vdot
-            self.sigmoid = torch.sigmoid
-            return
-        m = np if name == "numpy" else _import(name)
-        self.lib = m
-        self.matmul = m.dot  # dot(a, b, out) straight to BLAS, no Python frame in between
-        self.add, self.subtract, self.multiply, self.divide = m.add, m.subtract, m.multiply, m.divide
-        self.tanh, self.exp, self.log, self.sqrt, self.greater = m.tanh, m.exp, m.log, m.sqrt, m.greater
-        self.empty_like, self.vdot = m.empty_like, m.vdot
-        self.sigmoid = _expit(name) or self._sigmoid_by_tanh
-
-    def _sigmoid_by_tanh(self, z, out):
-        # the reference's 0.5*tanh(0.5*z) + 0.5, in four passes where no one-pass kernel is installed
-        self.multiply(z, 0.5, out=out)
-        self.tanh(out, out=out)
-        self.multiply(out, 0.5, out=out)
-        return self.add(out, 0.5, out=out)
-
-    def empty(self, shape, like):
-        """An uninitialised array of ``shape`` with the dtype and device of ``like``."""
-        if self.name == "torch":
-            return self.lib.empty(shape, dtype=like.dtype, device=like.device)
-        return self.lib.empty(shape, dtype=like.dtype)
-
-    def matmul(self, a, b, out):
-        """``out = a @ b`` for 2-D ``a`` and ``b`` (transposed views welcome); NumPy and CuPy replace
-        this with their ``dot`` on the instance."""
-        return self.lib.mm(a, b, out=out)
-
-    def from_host(self, a, like, dtype=None):
-        """Host data ``a`` as a new array on the device of ``like``, with its dtype or ``dtype``."""
-        if self.name == "torch":
-            kind = like.dtype if dtype is None else getattr(self.lib, dtype)
-            return self.lib.as_tensor(np.asarray(a), dtype=kind, device=like.device).clone()
-        return self.lib.array(np.asarray(a), dtype=like.dtype if dtype is None else dtype)
-
-    def to_host(self, a):
-        return to_numpy(a)
-
-    def index_zero(self, like):
-        """A one-element int64 array holding 0, on the device of ``like``: a position a captured step
-        reads and advances."""
-        if self.name == "torch":
-            return self.lib.zeros(1, dtype=self.lib.int64, device=like.device)
-        return self.lib.zeros(1, dtype=np.int64)
-
-    def take_at(self, src, at, out):
-        """``out[0] = src[at[0]]`` with ``at`` a device index (``(1,)`` int64), no read back to the host."""
-        if self.name == "torch":
-            return self.lib.index_select(src, 0, at, out=out)
-        return self.lib.take(src, at, out=out)
-
-    def put_at(self, dst, at, value):
-        """``dst[at[0]] = value`` with ``at`` a device index, no read back to the host."""
-        if self.name == "torch":
-            dst.index_copy_(0, at, self.lib.reshape(value, (1,)).to(dst.dtype))
-        else:
-            dst[at] = value
-
-    def kernel(self, spec: Any) -> Any:
-        """The op's fused kernel ``spec`` compiled for this backend (once per process), or ``None``
-        where the backend compiles none or the op gives none."""
-        if spec is None or self._compile is None:
-            return None
-        key = (self.name, self._compile, spec)
-        if key not in _KERNELS:
-            _KERNELS[key] = self._compile(spec)
-        return _KERNELS[key]
-
-    def inner(self, a, b):
-        """``Σ a·b`` over the last two axes: a number for matrices (``vdot``), one per member for a
-        stack (either may be the shared ``(n, m)`` operand of a ``(..., n, m)`` stack)."""
-        if a.ndim == 2 and b.ndim == 2:
-            return self.vdot(a, b)
-        if self.name == "torch":
-            return self.lib.sum(a * b, dim=(-2, -1))
-        return self.lib.einsum("...ij,...ij->...", a, b)
-
-    def bmatmul(self, a, b, out):
-        """``out = a @ b`` with the standard's ``matmul`` semantics: stacks of matrices, broadcast over
-        the leading axes (a stack of networks' ``(k, n, n_in) @ (k, n_in, n_out)``)."""
-        if a.shape[-1] == 1:
-            # an outer product (a one-output layer's grad_z @ W.T): the same single products, without
-            # a BLAS call per matrix of the stack (twice as fast on NumPy)
-            return self.multiply(a, b, out=out)
-        return self.lib.matmul(a, b, out=out)
-
-    def mT(self, a):
-        """The transpose of the last two axes, as a view (the array's own ``mT`` where it has one:
-        an attribute costs a tenth of ``swapaxes``'s Python wrapper on NumPy)."""
-        return a.mT if hasattr(a, "mT") else self.lib.swapaxes(a, -1, -2)
-
-    def linear(self, a, W, b, out):
-        """``out = a @ W + b`` (``b`` may be ``None``); one fused call where the library has one."""
-        if b is None:
-            return self.matmul(a, W, out)
-        if self.name == "torch":
-            return self.lib.addmm(b, a, W, out=out)
-        self.lib.dot(a, W, out=out)
-        return self.lib.add(out, b, out=out)
-
-    def maximum(self, a, scalar, out):
-        if self.name == "torch":
-            return self.lib.clamp_min(a, scalar, out=out)
-        return self.lib.maximum(a, scalar, out=out)
-
-    def keep_where_positive(self, g, z, q):
-        """``g`` with 0 wherever ``z > 0`` fails (NaN included), in place: ``where(z > 0, g, 0)``, which
-        stays 0 where ``g`` is infinite (a product with a 0/1 mask would give NaN there). ``q``: scratch
-        of ``g``'s shape."""
-        host = self.name == "numpy" or (self.name == "torch" and g.device.type == "cpu")
-        # On the CPU a masked write costs twenty products: check that g is finite (one cheap pass,
-        # read back for free) and take the product; on a GPU the masked write is cheap and needs no sync.
-        if host and math.isfinite(self.vdot(g, g)):
-            self.greater(z, 0, out=q)
-            return self.multiply(g, q, out=g)
-        if self.name == "torch":
-            return g.masked_fill_(~(z > 0), 0)
-        mask = self.lib.greater(z, 0)
-        self.lib.logical_not(mask, out=mask)
-        self.lib.copyto(g, 0, where=mask)
-        return g
-
-    def sum_rows(self, a, out):
-        """``out = sum(a, axis=0)``."""
-        if self.name == "torch":
-            return self.lib.sum(a, 0, out=out)
-        return self.lib.add.reduce(a, axis=0, out=out)
-
-    def row_max(self, a):
-        """``max(a, axis=-1, keepdims=True)``, a new ``(..., n, 1)`` array."""
-        if self.name == "torch":
-            return self.lib.amax(a, -1, keepdim=True)
-        return self.lib.max(a, axis=-1, keepdims=True)
-
-    def row_sum(self, a):
-        """``sum(a, axis=-1, keepdims=True)``, a new ``(..., n, 1)`` array."""
-        if self.name == "torch":
-            return self.lib.sum(a, -1, keepdim=True)
-        return self.lib.add.reduce(a, axis=-1, keepdims=True)
-
-    def flat(self, arrays, like):
-        """One new 1-D array holding ``arrays`` one after another, with the dtype and device of ``like``."""
-        if self.name == "torch":
-            return self.lib.cat([self.lib.reshape(a.to(dtype=like.dtype, device=like.device), (-1,)) for a in arrays])
-        m = self.lib
-        return m.concatenate([m.reshape(m.asarray(a, dtype=like.dtype), (-1,)) for a in arrays])
-
-    def copy_into(self, dst, src):
-        if self.name == "torch":
-            dst.copy_(src)
-        else:
-            self.lib.copyto(dst, src)
-
-    def copy(self, a):
-        return a.clone() if self.name == "torch" else a.copy()
-
-
-_KERNELS: dict[tuple, Any] = {}
-
-
-def _torch_vdot(a, b):
-    return a.reshape(-1) @ b.reshape(-1)
-
-
-def _expit(name: str) -> Any:
-    """A one-pass logistic sigmoid taking ``out=`` (SciPy's ``expit`` on NumPy, ``cupyx``'s on CuPy)
-    when installed, else ``None``: four elementwise passes become one."""
-    try:
-        if name == "numpy":
-            from scipy.special import expit
-
-            return expit
-        if name == "cupy":
-            from cupyx.scipy.special import expit
-
-            return expit
-    except ImportError:
+def buffer_ops(name: str) -> Any:
+    """The ``out=`` operations of backend ``name`` (``anynet.engines.buffer_ops``); ``None`` where it
+    has none (JAX is immutable, Dask lazy, array-api-strict exposes no ``out=``)."""
+    adapter = BACKENDS.get(name)
+    if adapter is None or adapter.out_ops is None:
         return None
-    return None
-
-
-#: the backends whose arrays take ``out=``: the buffer engine runs on these
-BUFFER_BACKENDS = ("numpy", "cupy", "torch")
-
-
-def buffer_ops(name: str) -> BufferOps | None:
-    """The ``out=`` operations of backend ``name``; ``None`` where it has none (JAX is immutable,
-    Dask lazy, array-api-strict exposes no ``out=``)."""
-    return BufferOps(name) if name in BUFFER_BACKENDS else None
+    module, _, cls = adapter.out_ops.partition(":")
+    return getattr(importlib.import_module(module), cls)(name)

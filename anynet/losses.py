@@ -12,7 +12,7 @@ A loss owns all its forms, side by side:
   stays a sum). For a stack, ``w`` may also be ``(..., n, 1)``, one set of rows per member.
 - optionally in place, for the buffer engine: ``grad_out(ops, z, y, t, g) -> value`` writes the
   unweighted gradient (``grad_z`` if the loss has a fused one, else ``grad_y``) into the buffer ``g``
-  and returns the value (one per member for a stack). ``ops`` is ``anynet.backend.BufferOps``.
+  and returns the value (one per member for a stack). ``ops`` is ``anynet.engines.buffer_ops.BufferOps``.
   Without it, or with row weights, the engine uses the pure form.
 """
 

@@ -1,6 +1,7 @@
 """Choosing a backend (inferred, named, ``use``, ``ANYNET_BACKEND``), devices and dtypes, moving a
 network, the errors for missing libraries and devices, and agreement with the NumPy backend."""
 
+import dataclasses
 import importlib
 
 import numpy as np
@@ -182,7 +183,7 @@ def test_unknown_backend_lists_the_valid_ones():
 
 def test_a_missing_library_names_what_to_install(monkeypatch, backend):
     name = "jax" if backend != "jax" else "torch"
-    monkeypatch.setitem(B.BACKENDS, name, B.BackendInfo(name, "anynet_no_such_module", B.BACKENDS[name].pip))
+    monkeypatch.setitem(B.BACKENDS, name, dataclasses.replace(B.BACKENDS[name], module="anynet_no_such_module"))
     with pytest.raises(anynet.BackendError, match=rf"backend '{name}' needs .* not installed; pip install {name}"):
         anynet.Network([2, 1], backend=name)
     report = anynet.backends()[name]
@@ -194,7 +195,8 @@ def test_a_missing_library_names_what_to_install(monkeypatch, backend):
 
 
 @pytest.mark.skipif(
-    any(B._cuda_count(name) for name in ("cupy", "torch", "jax")), reason="a CUDA device is present: no error to see"
+    any(B.BACKENDS[name].cuda_count() for name in ("cupy", "torch", "jax")),
+    reason="a CUDA device is present: no error to see",
 )
 def test_cuda_without_a_device_says_so_at_construction(monkeypatch, backend):
     if backend in ("torch", "jax"):  # the real library, asked for a GPU it cannot see
@@ -203,8 +205,8 @@ def test_cuda_without_a_device_says_so_at_construction(monkeypatch, backend):
         ):
             anynet.Network([2, 1], backend=backend, device="cuda")
     # CuPy imports here only with a CUDA toolkit; stand in for an installed CuPy that sees no GPU
-    monkeypatch.setattr(B, "_import", lambda name: object())
-    monkeypatch.setattr(B, "_cuda_count", lambda name: 0)
+    monkeypatch.setattr(type(B.BACKENDS["cupy"]), "load", lambda self: object())
+    monkeypatch.setattr(type(B.BACKENDS["cupy"]), "cuda_count", lambda self: 0)
     with pytest.raises(
         anynet.BackendError, match=r"backend 'cupy' .* needs a CUDA device and none was found; use backend='numpy'"
     ):
@@ -213,8 +215,8 @@ def test_cuda_without_a_device_says_so_at_construction(monkeypatch, backend):
 
 def test_a_gpu_only_backend_refuses_the_cpu(monkeypatch):
     # CuPy imports here only with a CUDA toolkit; stand in for an installed CuPy that sees one GPU
-    monkeypatch.setattr(B, "_import", lambda name: object())
-    monkeypatch.setattr(B, "_cuda_count", lambda name: 1)
+    monkeypatch.setattr(type(B.BACKENDS["cupy"]), "load", lambda self: object())
+    monkeypatch.setattr(type(B.BACKENDS["cupy"]), "cuda_count", lambda self: 1)
     for device in ("cpu", "CPU", "cpu:0", "tpu"):
         with pytest.raises(
             anynet.BackendError, match=rf"backend 'cupy' runs on CUDA GPUs only; device {device!r} is not available"

@@ -270,3 +270,23 @@ def test_every_in_place_activation_form_equals_its_pure_form(backend, xp, asarra
         got = anynet.to_numpy(act.vjp_out(ops, z, y, asarray(g), asarray(np.zeros((5, 4)))))
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))  # relu: 0, not inf·0 = NaN, where z <= 0
         np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_the_buffer_engine_runs_where_the_adapter_names_out_arrays(backend, asarray, rng):
+    """``BUFFER_BACKENDS`` comes from the adapters (those naming ``out_ops``); ``buffer_ops`` builds
+    that class, whose arrays stay on the backend and device of ``like``, and the others are refused."""
+    from anynet import backend as B
+
+    assert B.BUFFER_BACKENDS == ("numpy", "cupy", "torch")
+    ops = B.buffer_ops(backend)
+    if backend not in B.BUFFER_BACKENDS:
+        assert ops is None
+        runs_on = r"\(the buffer engine runs on \['numpy', 'cupy', 'torch'\]\)"
+        with pytest.raises(ValueError, match=rf"backend '{backend}' has no out= arrays {runs_on}"):
+            anynet.Network([2, 1]).fit(rng.normal(size=(4, 2)), rng.random((4, 1)), engine="buffer", verbose=0)
+        return
+    assert ops.name == backend
+    like = asarray(rng.normal(size=(2, 3)))
+    for made in (ops.empty((2, 3), like), ops.from_host(np.ones((2, 3)), like), ops.index_zero(like)):
+        assert B.backend_of(made) == backend
+        assert B.device_of(made) == B.device_of(like)

@@ -203,11 +203,11 @@ def test_only_an_optimizer_that_promises_it_is_captured(monkeypatch, capture, as
 def test_a_captured_run_of_fused_kernels_is_the_eager_run(monkeypatch, capture, backend, dtype, optimizer):
     """The fused kernels (CuPy's compiled ones; on the CPU the NumPy stand-in) read the rate and Adam's
     bias correction from the device slots, in the network's dtype."""
-    from anynet import backend as B
     from anynet import kernels
+    from anynet.engines import buffer_ops
 
     if backend != "cupy":
-        monkeypatch.setitem(B.KERNEL_COMPILERS, backend, kernels.numpy_kernel)
+        monkeypatch.setitem(buffer_ops.KERNEL_COMPILERS, backend, kernels.numpy_kernel)
     make = lambda: anynet.Network([2, 5, 3], activation="tanh", output_activation="softmax", seed=1, dtype=dtype)  # noqa: E731
     eager, captured = both(monkeypatch, make, X=X3, t=CLASSES, epochs=100, lr=0.05, optimizer=optimizer)
     assert_same(eager, captured, exact=optimizer == "sgd")

@@ -10,6 +10,7 @@ import pytest
 
 from anynet import activations, kernels, optimizers
 from anynet import backend as B
+from anynet.engines import buffer_ops
 from anynet.tree import leaves, tree_map
 
 FUSED = [name for name, a in activations.ACTIVATIONS.items() if a.kernel_f is not None]
@@ -116,7 +117,7 @@ def test_the_engines_kernel_path_trains_as_the_reference(monkeypatch, backend, r
     import anynet
 
     if backend != "cupy":
-        monkeypatch.setitem(B.KERNEL_COMPILERS, backend, _counting(kernels.numpy_kernel))
+        monkeypatch.setitem(buffer_ops.KERNEL_COMPILERS, backend, _counting(kernels.numpy_kernel))
     X = rng.normal(size=(30, 4))
     y = rng.integers(0, 3, 30)
     options = {"epochs": 5, "batch_size": 8, "seed": 1, "optimizer": optimizer, "verbose": 0, "alpha": 0.01}

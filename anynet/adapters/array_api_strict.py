@@ -1,0 +1,34 @@
+"""array-api-strict: the standard and nothing else, with its own named (CPU) devices."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._base import Adapter, BackendError, numpy_errstate
+
+
+class ArrayApiStrict(Adapter):
+    xp_module = "array_api_strict"
+
+    def devices(self) -> list[str]:
+        mod = self.load()
+        return [d._device for d in mod.__array_namespace_info__().devices()]
+
+    def _native(self, mod: Any, dev: str | None, device: Any) -> Any:
+        known = self.devices()
+        if dev in (None, "cpu"):  # "cpu" names the CPU on every backend
+            return mod.Device("CPU_DEVICE")
+        if device not in known:
+            msg = f"array_api_strict has no device {device!r}; expected one of {known}"
+            raise BackendError(msg)
+        return mod.Device(device)
+
+    def device_name(self, native: Any) -> str:
+        return native._device
+
+    def owns(self, x: Any) -> bool:
+        return type(x).__module__.startswith("array_api_strict")
+
+    def quiet_overflow(self):
+        # computes with NumPy underneath
+        return numpy_errstate()
