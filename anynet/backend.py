@@ -76,17 +76,17 @@ class use:  # noqa: N801 - reads as a verb: anynet.use("torch") and `with anynet
 
 def default_backend() -> tuple[str, str | None]:
     """The backend and device a network uses when nothing names one: ``use()``, then the
-    ``ANYNET_BACKEND``/``ANYNET_DEVICE`` environment variables, then NumPy on the CPU."""
+    ``ANYNET_BACKEND``/``ANYNET_DEVICE`` environment variables, then NumPy. ``ANYNET_DEVICE`` alone
+    is the device of that default NumPy: a GPU there is refused as ``device="cuda:0"`` on NumPy is,
+    not silently ignored."""
     name, device = _default.get()
     if name is not None:
         return name, device
     env = os.environ.get(ENV_BACKEND, "").strip()
-    if env:
-        if env not in BACKENDS:
-            msg = f"{ENV_BACKEND}={env!r} is not a backend; expected one of {sorted(BACKENDS)}"
-            raise ValueError(msg)
-        return env, os.environ.get(ENV_DEVICE) or None
-    return "numpy", None
+    if env and env not in BACKENDS:
+        msg = f"{ENV_BACKEND}={env!r} is not a backend; expected one of {sorted(BACKENDS)}"
+        raise ValueError(msg)
+    return env or "numpy", os.environ.get(ENV_DEVICE, "").strip() or None
 
 
 def placement(backend: str | None, device: str | None) -> tuple[str, str | None]:

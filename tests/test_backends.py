@@ -90,6 +90,36 @@ def test_env_var_is_the_default_when_nothing_else_says(monkeypatch, backend):
             anynet.Network([2, 1])
 
 
+def test_anynet_device_alone_is_the_default_numpys_device(monkeypatch):
+    # ignored before: one rule with device="cuda:0" on NumPy, which is refused
+    monkeypatch.delenv("ANYNET_BACKEND", raising=False)
+    monkeypatch.setenv("ANYNET_DEVICE", "cuda:0")
+    with anynet.use(None):
+        with pytest.raises(anynet.BackendError, match=r"backend 'numpy' runs on the CPU only; device 'cuda:0'"):
+            anynet.Network([2, 1])
+        monkeypatch.setenv("ANYNET_DEVICE", "cpu")
+        assert anynet.Network([2, 1]).device == "cpu"
+        monkeypatch.setenv("ANYNET_BACKEND", "array_api_strict")
+        monkeypatch.setenv("ANYNET_DEVICE", "device1")
+        assert anynet.Network([2, 1]).device == "device1"
+        assert anynet.Network([2, 1], backend="numpy").device == "cpu"  # another backend: its own default
+
+
+def test_array_api_strict_trains_on_its_second_device(tmp_path):
+    # anything read back to the host (losses, to_numpy, checkpoints) came from its CPU device only
+    net = anynet.Network([3, 4, 1], backend="array_api_strict", device="device1", seed=0)
+    history = net.fit(XOR_X, XOR_T, epochs=300, lr=1.0, verbose=0)
+    assert history.loss[-1] < history.loss[0] / 2
+    y = net.predict(XOR_X)
+    assert str(y.device) == str(B.native_device("array_api_strict", "device1"))
+    ref = anynet.Network([3, 4, 1], backend="numpy", seed=0, dtype=B.dtype_name(net.dtype))
+    ref.fit(XOR_X, XOR_T, epochs=300, lr=1.0, verbose=0)
+    np.testing.assert_allclose(anynet.to_numpy(y), ref.predict(XOR_X), rtol=1e-9)
+    back = anynet.load(anynet.save(net, tmp_path / "net.npz"), backend="array_api_strict", device="device1")
+    assert back.device == "device1"
+    np.testing.assert_array_equal(anynet.to_numpy(back.weights[0]), anynet.to_numpy(net.weights[0]))
+
+
 def test_backends_report(backend, device):
     report = anynet.backends()
     assert set(report) == set(B.BACKENDS)

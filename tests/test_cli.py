@@ -746,19 +746,21 @@ def test_predict_with_its_output_closed_asks_for_out(tmp_path):
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     (tmp_path / "new.csv").write_text("a,b\n1,2\n")
     code = "import sys; from anynet.cli import main; sys.exit(main(sys.argv[1:]))"
-    proc = subprocess.run(
-        [sys.executable, "-c", code, "predict", "m.npz", "new.csv"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        close_fds=True,
-        preexec_fn=lambda: os.close(1),  # the child starts with its standard output closed
-    )
+    # the shell closes the child's standard output (`>&-`), as a user's script might
+    command = ["sh", "-c", 'exec "$@" >&-', "sh", sys.executable, "-c", code, "predict", "m.npz", "new.csv"]
+    proc = subprocess.run(command, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert (
-        proc.stderr.splitlines()[-1]
-        == "anynet: error: standard output is closed, and predict writes there; give --out FILE"
-    )
+    want = "anynet: error: standard output is closed, and predict writes there; give --out FILE"
+    assert proc.stderr.splitlines()[-1] == want
+
+
+def test_the_environment_places_the_command_line_as_it_places_python(tmp_path):
+    # ANYNET_DEVICE was ignored by the command line: `ANYNET_BACKEND=torch ANYNET_DEVICE=cuda:0 anynet demo`
+    # ran on the CPU
+    message = fails("demo --epochs 30", cwd=tmp_path, env={"ANYNET_BACKEND": "numpy", "ANYNET_DEVICE": "cuda:0"})
+    assert "ANYNET_DEVICE=cuda:0: the numpy backend runs on the CPU only" in message
+    env = {"ANYNET_BACKEND": "array_api_strict", "ANYNET_DEVICE": "device1"}
+    proc = run("demo --epochs 30", cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "device1" in proc.stdout + proc.stderr

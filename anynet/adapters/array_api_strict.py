@@ -26,6 +26,11 @@ class ArrayApiStrict(Adapter):
     def device_name(self, native: Any) -> str:
         return native._device
 
+    def to_numpy(self, x: Any) -> Any:
+        # NumPy converts arrays of its CPU device only: one on another device comes over first
+        cpu = self.load().Device("CPU_DEVICE")
+        return super().to_numpy(x if x.device == cpu else x.to_device(cpu))
+
     def owns(self, x: Any) -> bool:
         return type(x).__module__.startswith("array_api_strict")
 

@@ -43,13 +43,15 @@ def _logger(quiet: bool) -> Callable[[str], None]:
 def _place(backend: str | None, device: str | None) -> tuple[str, str | None]:
     """The backend and device to run on, checked before any data moves: a missing library or an
     absent GPU becomes a message that says what to do."""
-    name = backend if backend is not None else B.default_backend()[0]
+    given = device
+    name, device = B.placement(backend, device)  # ANYNET_BACKEND and ANYNET_DEVICE, as in Python
+    asked = f"--device {device}" if given else f"{B.ENV_DEVICE}={device}"
     wants_gpu = name in B.BACKENDS and (
         B.BACKENDS[name].gpu_only or str(device or "").strip().lower().startswith(("cuda", "gpu"))
     )
     if wants_gpu and B.BACKENDS[name].cpu_only:  # a fact of the backend: said before its library is looked for
         msg = (
-            f"--device {device}: the {name} backend runs on the CPU only; for a CUDA GPU use --backend torch "
+            f"{asked}: the {name} backend runs on the CPU only; for a CUDA GPU use --backend torch "
             "or --backend cupy. `anynet backends` lists what this machine has"
         )
         raise UserError(msg)
@@ -59,7 +61,7 @@ def _place(backend: str | None, device: str | None) -> tuple[str, str | None]:
         msg = f"{exc}; `anynet backends` lists what this machine has"
         raise UserError(msg) from None
     if wants_gpu and not any(d.startswith("cuda") for d in found):
-        asked = f"--device {device}" if device else f"--backend {name}"
+        asked = asked if device else f"--backend {name}"
         msg = (
             f"{asked} asks for a GPU, but {name} sees no CUDA device on this machine "
             f"(it has: {', '.join(found) or 'none'}); run on the CPU with "
