@@ -764,3 +764,28 @@ def test_the_environment_places_the_command_line_as_it_places_python(tmp_path):
     proc = run("demo --epochs 30", cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "device1" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        ("demo --epochs 0", "anynet demo: error: argument --epochs: expected a positive whole number, got '0'"),
+        ("demo --seed -1", "anynet demo: error: argument --seed: expected a whole number from 0, got '-1'"),
+        ("train xor --seed 1.5", "anynet train: error: argument --seed: expected a whole number from 0, got '1.5'"),
+        ("evaluate m.npz xor --bogus", "anynet evaluate: error: unrecognized arguments: --bogus; `anynet evaluate"),
+        ("train xor --lrr 0.1", "anynet train: error: unrecognized arguments: --lrr"),
+    ],
+)
+def test_usage_errors_name_the_option_and_the_commands_own_help(capsys, command, message):
+    # `demo --epochs 0` was an IndexError traceback; unrecognized arguments pointed to the top-level help
+    with pytest.raises(SystemExit) as info:
+        cli.main(shlex.split(command))
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message), err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_every_command_that_logs_takes_quiet():
+    for command in ("train", "evaluate", "predict", "bench"):
+        assert "-q, --quiet" in cli.build_parser().commands[command].format_help()

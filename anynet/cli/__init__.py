@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(sub)
+    parser.commands = sub.choices  # name -> the command's own parser, for its own errors
     return parser
 
 
@@ -71,9 +72,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # A GPU is shared: JAX would otherwise claim 75% of its memory in every anynet process up front.
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
     if args.command is None:
-        args = parser.parse_args(["demo", *argv])
+        args, extra = parser.parse_known_args(["demo", *argv])
+    if extra:  # the command's own parser says so, and points to the command's own --help
+        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     if sys.stdout is None:  # started with its standard output closed (`>&-`)
         if args.command == "predict" and not getattr(args, "out", None):
             msg = "standard output is closed, and predict writes there; give --out FILE"

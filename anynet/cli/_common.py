@@ -120,6 +120,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    """A seed: a whole number from 0 (NumPy's generators take no negative seed)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        msg = f"expected a whole number from 0, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)

@@ -12,14 +12,14 @@ import numpy as np
 from .. import backend as B
 from .. import data as D
 from .. import losses
-from ._common import UserError, _place, _refuse_overflow
+from ._common import UserError, _place, _refuse_overflow, _seed
 
 
 def _add_data(p: argparse.ArgumentParser, *, target_help: str) -> None:
     p.add_argument("model", metavar="MODEL", help="a model file written by `anynet train --out`")
     p.add_argument("data", metavar="DATA", help="a CSV or NPZ file, or a built-in dataset name")
     p.add_argument("--target", metavar="COLUMN", default=None, help=target_help)
-    p.add_argument("--seed", type=int, default=0, help="seed that draws a built-in dataset (default: 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed that draws a built-in dataset (default: 0)")
 
 
 def _load_model(path: str):

@@ -11,7 +11,19 @@ import numpy as np
 
 from .. import __version__
 from .. import backend as B
-from ._common import XOR_T, XOR_X, UserError, _add_place, _command, _Help, _need_matplotlib, _place, _writable
+from ._common import (
+    XOR_T,
+    XOR_X,
+    UserError,
+    _add_place,
+    _command,
+    _Help,
+    _need_matplotlib,
+    _place,
+    _positive_int,
+    _seed,
+    _writable,
+)
 
 #: what ``anynet demo --plot DIR`` writes in DIR
 DEMO_PICTURES = ("xor-boundary.png", "xor-weights-before.png", "xor-weights-after.png")
@@ -126,8 +138,10 @@ def _bias_folded(net):
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """``anynet demo``'s options."""
     demo = _command(sub, "demo", help="train the seed's XOR network and print what it learned", formatter_class=_Help)
-    demo.add_argument("--epochs", type=int, default=60000, help="full-batch passes (default: 60000, as the seed)")
-    demo.add_argument("--seed", type=int, default=1, help="seed for the initial weights (default: 1)")
+    demo.add_argument(
+        "--epochs", type=_positive_int, default=60000, help="full-batch passes (default: 60000, as the seed)"
+    )
+    demo.add_argument("--seed", type=_seed, default=1, help="seed for the initial weights (default: 1)")
     demo.add_argument(
         "--plot",
         default=None,

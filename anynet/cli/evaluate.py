@@ -89,4 +89,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument(
         "--dtype", choices=["float32", "float64"], default=None, help="float precision (default: the model's)"
     )
+    evaluate.add_argument(
+        "-q", "--quiet", action="store_true", help="no logs on stderr (evaluate writes only its metrics, to stdout)"
+    )
     evaluate.set_defaults(func=run)

@@ -26,6 +26,7 @@ from ._common import (
     _positive_float,
     _positive_int,
     _refuse_overflow,
+    _seed,
     _writable,
 )
 from ._members import _pct_or_loss, _train_ensemble
@@ -398,7 +399,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="stop after N epochs without a better validation loss, and keep the best weights",
     )
     fit.add_argument(
-        "--seed", type=int, default=0, help="seed for the weights, the shuffling and the built-in datasets (default: 0)"
+        "--seed",
+        type=_seed,
+        default=0,
+        help="seed for the weights, the shuffling and the built-in datasets (default: 0)",
     )
     fit.add_argument(
         "--standardize",
