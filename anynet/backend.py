@@ -63,7 +63,7 @@ class use:  # noqa: N801 - reads as a verb: anynet.use("torch") and `with anynet
 
     def __init__(self, backend: str | None, device: str | None = None) -> None:
         if backend is not None:
-            check_name(backend)
+            BACKENDS[check_name(backend)].load()  # a missing library is said here, not at the next Network
         self.backend, self.device = backend, device
         self._token = _default.set((backend, device))
 

@@ -216,6 +216,8 @@ def test_a_missing_library_names_what_to_install(monkeypatch, backend):
     monkeypatch.setitem(B.BACKENDS, name, dataclasses.replace(B.BACKENDS[name], module="anynet_no_such_module"))
     with pytest.raises(anynet.BackendError, match=rf"backend '{name}' needs .* not installed; pip install {name}"):
         anynet.Network([2, 1], backend=name)
+    with pytest.raises(anynet.BackendError, match=rf"backend '{name}' needs .* not installed"):
+        anynet.use(name)  # at once, not at the next Network
     report = anynet.backends()[name]
     assert not report["available"]
     assert f"pip install {name}" in report["error"]
