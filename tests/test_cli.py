@@ -789,3 +789,28 @@ def test_usage_errors_name_the_option_and_the_commands_own_help(capsys, command,
 def test_every_command_that_logs_takes_quiet():
     for command in ("train", "evaluate", "predict", "bench"):
         assert "-q, --quiet" in cli.build_parser().commands[command].format_help()
+
+
+def test_counts_train_as_a_regression_with_an_exp_output(tmp_path, capsys, rng):
+    # --output exp with --loss poisson: counts are values to predict, not seven classes
+    x = rng.uniform(-1, 1, size=(120, 2))
+    counts = rng.poisson(np.exp(0.5 * x[:, 0] + 0.3))
+    path = tmp_path / "counts.csv"
+    np.savetxt(path, np.c_[x, counts], delimiter=",", header="a,b,count", comments="", fmt="%g")
+    code, out, _ = main(
+        capsys,
+        "train",
+        path,
+        "--output",
+        "exp",
+        "--loss",
+        "poisson",
+        "--epochs",
+        "5",
+        "-q",
+        "--out",
+        tmp_path / "c.npz",
+    )
+    assert code == 0
+    assert "regression of 'count'" in out
+    assert "2-32-1, relu -> exp" in out

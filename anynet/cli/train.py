@@ -192,10 +192,10 @@ def _task(args: argparse.Namespace, table: D.Table) -> tuple[str, str, str, int]
     output = args.output or (loss.output if loss is not None else None)
     if output is None:
         output = ("softmax" if np.unique(t).size > 2 else "sigmoid") if categorical else "identity"
-    task = "regression" if output == "identity" else "classification"
+    task = "regression" if output in ("identity", "exp") else "classification"  # exp: counts, rates
     if task == "regression" and t.dtype.kind not in "biuf":
         msg = (
-            f"--output identity makes a regressor, but the target {table.target!r} holds text labels "
+            f"--output {output} makes a regressor, but the target {table.target!r} holds text labels "
             f"(such as {str(t[0])!r}); use --output softmax (or leave --output out) to classify them"
         )
         raise UserError(msg)
@@ -356,10 +356,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     model.add_argument(
         "--output",
-        choices=["softmax", "sigmoid", "identity"],
+        choices=["softmax", "sigmoid", "identity", "exp"],
         default=None,
-        help="output activation; identity makes a regressor (default: softmax for 3+ classes, "
-        "sigmoid for 2, identity for numeric targets)",
+        help="output activation; identity makes a regressor, exp one of counts (with --loss poisson) "
+        "(default: softmax for 3+ classes, sigmoid for 2, identity for numeric targets)",
     )
     model.add_argument(
         "--loss",
