@@ -104,11 +104,19 @@ BUILTINS: dict[str, tuple[Callable[[int], Table], str]] = {
 # --------------------------------------------------------------------------- reading files
 
 
-def load(source: str, *, target: str | None = None, seed: int = 0, need_target: bool = True) -> Table:
+def load(
+    source: str,
+    *,
+    target: str | None = None,
+    seed: int = 0,
+    need_target: bool = True,
+    features: Sequence[str] | None = None,
+) -> Table:
     """A built-in dataset by name, or a CSV/NPZ file; ``target`` names the label column of a file.
 
     ``need_target=False`` reads data that may lack the target (new rows to predict): ``t`` is then
-    ``None`` unless the target column is there.
+    ``None`` unless the target column is there. ``features`` (a model's columns) are the only columns
+    a CSV's numbers are read from, and one it lacks is named as missing.
     """
     if source in BUILTINS and not Path(source).exists():
         return BUILTINS[source][0](seed)
@@ -122,10 +130,12 @@ def load(source: str, *, target: str | None = None, seed: int = 0, need_target: 
         raise DataError(msg)
     if path.suffix.lower() == ".npz" or zipfile.is_zipfile(path):
         return read_npz(path, target=target, need_target=need_target)
-    return read_csv(path, target=target, need_target=need_target)
+    return read_csv(path, target=target, need_target=need_target, features=features)
 
 
-def read_csv(path: str | Path, *, target: str | None = None, need_target: bool = True) -> Table:
+def read_csv(
+    path: str | Path, *, target: str | None = None, need_target: bool = True, features: Sequence[str] | None = None
+) -> Table:
     """A CSV file with a header row: numeric feature columns and one target column (the last,
     unless ``target`` names another); class labels may be text. Comma, semicolon or tab separated."""
     path = Path(path)
@@ -179,7 +189,10 @@ def read_csv(path: str | Path, *, target: str | None = None, need_target: bool =
             raise DataError(msg)
     columns = {name: [row[j].strip() for row in body] for j, name in enumerate(header)}
     target = _pick_target(header, target, need_target, str(path))
-    return _table(columns, [name for name in header if name != target], target, path, lines)
+    if features is None:
+        return _table(columns, [name for name in header if name != target], target, path, lines)
+    _check_features(list(features), header, str(path))
+    return _table(columns, list(features), target, path, lines)
 
 
 def _table(columns: dict, features: list[str], target: str | None, path: Path, lines: Any) -> Table:
@@ -263,16 +276,22 @@ def select(table: Table, features: Sequence[str]) -> Table:
     features = list(features)
     if table.features == features:
         return table
-    missing = [f for f in features if f not in table.features]
-    if missing:
-        shown = ", ".join(repr(f) for f in missing[:5]) + (" ..." if len(missing) > 5 else "")
-        msg = (
-            f"{table.source!r} lacks the column(s) {shown} that the model was trained on; "
-            f"it has {table.features[:8]}{' ...' if len(table.features) > 8 else ''}"
-        )
-        raise DataError(msg)
+    _check_features(features, table.features, table.source)
     index = [table.features.index(f) for f in features]
     return Table(table.X[:, index], table.t, features, table.target, table.source)
+
+
+def _check_features(features: list[str], columns: list[str], source: str) -> None:
+    """Each of a model's ``features`` is among ``columns``, else a message naming those missing."""
+    missing = [f for f in features if f not in columns]
+    if missing:
+        shown = ", ".join(repr(f) for f in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        some = f"{len(missing)} of the {len(features)} columns" if len(missing) > 1 else "the column"
+        msg = (
+            f"{source!r} lacks {some} {shown} that the model was trained on; "
+            f"it has {columns[:8]}{' ...' if len(columns) > 8 else ''}"
+        )
+        raise DataError(msg)
 
 
 # --------------------------------------------------------------------------- targets

@@ -531,7 +531,7 @@ def trained(tmp_path, capsys, monkeypatch):
         ("train good.csv --loss cross_entropy --output sigmoid", "add --output softmax"),
         ("train good.csv --validation-split 0.99", "leaving none to train on"),
         ("predict good.csv good.csv", "'good.csv' is not an anynet model"),
-        ("predict m.npz lacks.csv", "lacks the column(s) 'b' that the model was trained on"),
+        ("predict m.npz lacks.csv", "lacks the column 'b' that the model was trained on"),
         ("predict m.npz good.csv --out p.txt", "give a file name ending in .csv"),
         ("evaluate m.npz nolabel.csv", "has no target column 'label' to evaluate against"),
         ("evaluate m.npz other.csv", "label(s) ['z'] in 'label' that the model never saw"),
@@ -814,3 +814,19 @@ def test_counts_train_as_a_regression_with_an_exp_output(tmp_path, capsys, rng):
     assert code == 0
     assert "regression of 'count'" in out
     assert "2-32-1, relu -> exp" in out
+
+
+def test_evaluate_names_the_model_columns_the_data_lacks_and_a_damaged_model(tmp_path, capsys):
+    # it blamed a text column of the other data set; a damaged .npz was told to come first
+    code, _, _ = main(capsys, "train digits --epochs 1 -q --out", tmp_path / "digits.npz")
+    assert code == 0
+    (tmp_path / "iris.csv").write_text("sepal,petal,species\n1,2,setosa\n3,4,virginica\n")
+    message = fails("evaluate digits.npz iris.csv", cwd=tmp_path)
+    assert "'iris.csv' lacks 64 of the 64 columns 'pixel_0_0'" in message
+    assert "that the model was trained on; it has ['sepal', 'petal', 'species']" in message
+    (tmp_path / "damaged.npz").write_bytes((tmp_path / "digits.npz").read_bytes()[:100])
+    message = fails("evaluate damaged.npz iris.csv", cwd=tmp_path)
+    assert "'damaged.npz' is not an anynet model" in message
+    assert "damaged or not written by anynet" in message
+    assert "comes first" not in message
+    assert "the model comes first" in fails("evaluate iris.csv digits.npz", cwd=tmp_path)

@@ -32,7 +32,9 @@ def _load_model(path: str):
         msg = f"cannot load the model {path!r}: no such file; {hint}"
         raise UserError(msg)
     if Path(path).is_file() and not zipfile.is_zipfile(path):
-        msg = f"{path!r} is not an anynet model (models are .npz files written by `anynet train --out`); {order}"
+        # a damaged .npz is just that; any other file in MODEL's place may be DATA given first
+        hint = "it is damaged or not written by anynet" if Path(path).suffix.lower() == ".npz" else order
+        msg = f"{path!r} is not an anynet model (models are .npz files written by `anynet train --out`); {hint}"
         raise UserError(msg)
     net = load(path, backend="numpy")
     if not hasattr(net, "weights"):  # an anynet.Ensemble
@@ -105,7 +107,7 @@ def _model_data(net, args: argparse.Namespace, *, need_target: bool) -> D.Table:
     """DATA read the way the model's training data was: same feature columns, same standardisation."""
     meta = net.metadata
     target = getattr(args, "target", None) or meta.get("target")
-    table = D.load(args.data, target=target, seed=args.seed, need_target=False)
+    table = D.load(args.data, target=target, seed=args.seed, need_target=False, features=meta.get("features"))
     if need_target and table.t is None:
         what = f"target column {target!r}" if target else "targets"
         msg = f"{args.data!r} has no {what} to evaluate against; name the label column with --target"
