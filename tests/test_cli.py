@@ -830,3 +830,10 @@ def test_evaluate_names_the_model_columns_the_data_lacks_and_a_damaged_model(tmp
     assert "damaged or not written by anynet" in message
     assert "comes first" not in message
     assert "the model comes first" in fails("evaluate iris.csv digits.npz", cwd=tmp_path)
+
+
+def test_the_demo_on_dask_says_how_long_it_would_take(tmp_path):
+    pytest.importorskip("dask.array", reason="the dask backend's library")
+    message = fails("demo --backend dask", cwd=tmp_path)  # it ran for about two hours
+    assert "60000 epochs on dask would take about 100 minutes" in message
+    assert "give --epochs 1000 or fewer" in message

@@ -25,6 +25,8 @@ from ._common import (
     _writable,
 )
 
+#: the most epochs the demo runs on Dask (about a tenth of a second each: under two minutes)
+DASK_EPOCHS = 1000
 #: what ``anynet demo --plot DIR`` writes in DIR
 DEMO_PICTURES = ("xor-boundary.png", "xor-weights-before.png", "xor-weights-after.png")
 
@@ -39,6 +41,14 @@ def run(args: argparse.Namespace) -> int:
     from ..network import Network
 
     backend, device = _place(args.backend, args.device)
+    if backend == "dask" and args.epochs > DASK_EPOCHS:
+        # each epoch is a task graph of its own, about 0.1 s: 60000 of them would take two hours
+        minutes = args.epochs * 0.1 / 60
+        msg = (
+            f"{args.epochs} epochs on dask would take about {minutes:.0f} minutes (each epoch is a task graph, "
+            f"about 0.1 s); give --epochs {DASK_EPOCHS} or fewer to watch it there, or run on numpy"
+        )
+        raise UserError(msg)
     pictures = _demo_pictures(args.plot) if args.plot else None
     net = Network(
         [3, 4, 1],
