@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from . import activations, core, losses, sparse
+from . import activations, core, defaults, losses, sparse
 from . import backend as B
 from . import init as initialisers
 from ._validate import all_finite, check_shape, host_2d, kind_of, not_finite_message, same_place, sample_weights
@@ -396,6 +396,13 @@ class Network:
     def evaluate(self, X: Any, t: Any, loss: str = "half_sse") -> dict[str, float]:
         """The loss (and accuracy, for a classification loss) on labelled data, as floats."""
         lf = losses.get(loss)
+        if lf.output is not None and lf.output != self.output_activation:  # as fit refuses the pair
+            msg = (
+                f"loss {lf.name!r} works on {lf.output} outputs, but this network's output activation is "
+                f"{self.output_activation!r}; evaluate with a loss for it (such as "
+                f"{defaults.loss_for(self.output_activation)!r})"
+            )
+            raise ValueError(msg)
         self.__dict__.update(self._follow(same_place(X=X, t=t), "X", X).__dict__)
         Xd = self._input(X)
         td, _ = self._targets(t, Xd.shape[0], lf)

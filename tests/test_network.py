@@ -311,3 +311,33 @@ def test_a_softmax_over_one_output_is_refused():
     with pytest.raises(ValueError, match=r"a softmax over one output is always 1"):
         anynet.Ensemble([3, 1], 2, output_activation="softmax")
     assert anynet.Network([3, 4, 2], output_activation="softmax").n_out == 2
+
+
+def test_evaluate_refuses_a_loss_that_does_not_fit_the_output():
+    # it returned -0.0 for cross-entropy on a sigmoid output, 2.65 for binary cross-entropy on softmax
+    sigmoid = anynet.Network([3, 4, 1], seed=0)
+    with pytest.raises(ValueError, match=r"loss 'cross_entropy' works on softmax outputs.*'sigmoid'"):
+        sigmoid.evaluate(XOR_X, XOR_T, loss="cross_entropy")
+    softmax = anynet.Network([3, 4, 2], output_activation="softmax", seed=0)
+    with pytest.raises(ValueError, match=r"loss 'binary_cross_entropy' works on sigmoid outputs.*'cross_entropy'"):
+        softmax.evaluate(XOR_X, XOR_T[:, 0], loss="binary_cross_entropy")
+    assert sigmoid.evaluate(XOR_X, XOR_T, loss="binary_cross_entropy")["loss"] > 0
+
+
+@pytest.mark.skip_backend("numpy", "dask", "array_api_strict", "cupy", reason="bfloat16 is torch's and JAX's")
+def test_bfloat16_targets_are_numbers(backend, device):
+    # torch raised "unsupported ScalarType BFloat16"; JAX's were read as 59 class labels
+    if backend == "torch":
+        import torch
+
+        t = torch.tensor(XOR_T, dtype=torch.bfloat16, device=device)
+    else:
+        import jax.numpy as jnp
+
+        t = jnp.asarray(XOR_T, dtype=jnp.bfloat16)
+    plain = anynet.Network([3, 4, 1], seed=0, dtype="float32")
+    half = anynet.Network([3, 4, 1], seed=0, dtype="float32")
+    h_plain = plain.fit(XOR_X, XOR_T, epochs=3, verbose=0)
+    h_half = half.fit(XOR_X, anynet.to_numpy(t), epochs=3, verbose=0)
+    assert half.classes is None
+    assert h_half.loss == h_plain.loss

@@ -107,7 +107,7 @@ class Adapter:
 
     def to_numpy(self, x: Any) -> np.ndarray:
         """Its array ``x`` -> a ``numpy.ndarray`` on the host."""
-        return np.asarray(x)
+        return widened(np.asarray(x))
 
     def from_numpy(self, a: np.ndarray, native: Any) -> Any:
         """A C-contiguous host array -> its array on ``native``, same dtype, one transfer."""
@@ -226,3 +226,11 @@ def _read_index(dev: str, given: object) -> int:
     except (ValueError, IndexError):
         msg = f"cannot read device {given!r}; expected 'cpu', 'cuda' or 'cuda:N'"
         raise BackendError(msg) from None
+
+
+def widened(a: np.ndarray) -> np.ndarray:
+    """``a``, or float32 for the floats NumPy has no arithmetic of its own for (``bfloat16`` and the
+    float8 kinds that JAX hands over as ml_dtypes): numbers to read, not 59 class labels."""
+    if a.dtype.kind == "V" and "float" in a.dtype.name:
+        return a.astype(np.float32)
+    return a

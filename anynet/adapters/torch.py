@@ -31,7 +31,10 @@ class Torch(GpuAdapter):
         return "cpu" if native.type == "cpu" else f"cuda:{native.index or 0}"
 
     def to_numpy(self, x: Any) -> Any:
-        return x.detach().cpu().numpy()
+        x = x.detach().cpu()
+        if (x.is_floating_point() and x.element_size() < 2) or str(x.dtype) == "torch.bfloat16":
+            x = x.float()  # NumPy has no bfloat16 (or float8): its values as float32
+        return x.numpy()
 
     def from_numpy(self, a: Any, native: Any) -> Any:
         xp = self.namespace()
