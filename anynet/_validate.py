@@ -102,8 +102,9 @@ def not_finite_message(original: Any, cast: Any, label: str) -> str:
     return f"{label} holds {over} value(s) too large for {c.dtype} (largest magnitude {largest:g}); {advice}"
 
 
-def sample_weights(sample_weight: Any, n: int) -> np.ndarray:
-    """``sample_weight`` as a host float array ``(n,)``: finite, non-negative, not all zero."""
+def sample_weights(sample_weight: Any, n: int, dtype: str | None = None) -> np.ndarray:
+    """``sample_weight`` as a host float array ``(n,)``: finite, non-negative, not all zero; with
+    ``dtype`` (the network's), also in that dtype, summed as well, and with no positive weight lost to 0."""
     w = np.asarray(sample_weight) if B.backend_of(sample_weight) in (None, "numpy") else B.to_numpy(sample_weight)
     if w.dtype == object or w.dtype.kind not in "biuf":
         msg = f"sample_weight must be numeric, got dtype {w.dtype}"
@@ -118,6 +119,23 @@ def sample_weights(sample_weight: Any, n: int) -> np.ndarray:
     if not w.any():
         msg = "sample_weight is zero for every row, so there is nothing to learn from; give some rows a positive weight"
         raise ValueError(msg)
+    if dtype is not None:
+        with np.errstate(over="ignore"):
+            cast = w.astype(dtype)
+            total = np.sum(cast, dtype=dtype)
+        if not np.isfinite(cast).all() or not np.isfinite(total):
+            msg = (
+                f"sample_weight is too large for {dtype} (largest {w.max():.3g}, sum {w.sum():.3g}); "
+                "scale the weights down: only their ratios matter to a mean loss"
+            )
+            raise ValueError(msg)
+        lost = (w > 0) & (cast == 0)
+        if lost.any():
+            msg = (
+                f"sample_weight has {int(lost.sum())} positive weight(s) too small for {dtype} (smallest "
+                f"{w[w > 0].min():.3g}), which would count as 0; scale the weights up"
+            )
+            raise ValueError(msg)
     return w
 
 

@@ -312,7 +312,7 @@ class Network:
 
     def _sample_weight(self, sample_weight: Any, n: int) -> Any:
         """``sample_weight`` checked (see ``_validate.sample_weights``) as ``(n, 1)`` on the device."""
-        w = sample_weights(sample_weight, n).reshape(-1, 1)
+        w = sample_weights(sample_weight, n, B.dtype_name(self.dtype)).reshape(-1, 1)
         return B.from_numpy(w.astype(B.dtype_name(self.dtype)), self.backend, self._native)
 
     def _cluster_data(self, client, X, t, loss, classes, x_label="X", t_label="t"):

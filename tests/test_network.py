@@ -341,3 +341,20 @@ def test_bfloat16_targets_are_numbers(backend, device):
     h_half = half.fit(XOR_X, anynet.to_numpy(t), epochs=3, verbose=0)
     assert half.classes is None
     assert h_half.loss == h_plain.loss
+
+
+@pytest.mark.parametrize(
+    ("weight", "match"),
+    [
+        (1e300, r"sample_weight is too large for float32 \(largest 1e\+300"),
+        (1e38, r"sample_weight is too large for float32 \(largest 1e\+38, sum 4e\+38\)"),
+        (1e-300, r"sample_weight has 4 positive weight\(s\) too small for float32 \(smallest 1e-300\)"),
+    ],
+)
+def test_sample_weights_that_do_not_fit_the_networks_dtype_are_bad_input(weight, match):
+    # they were reported as a divergence, with "try a smaller lr"
+    net = anynet.Network([3, 4, 1], seed=0, dtype="float32")
+    before = host(net)
+    with pytest.raises(ValueError, match=match):
+        net.fit(XOR_X, XOR_T, epochs=2, verbose=0, sample_weight=np.full(4, weight))
+    assert_unchanged(net, before)
