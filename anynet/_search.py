@@ -43,7 +43,7 @@ from sklearn.utils.validation import indexable
 from . import activations, engines, losses, optimizers, sparse
 from . import backend as B
 from ._validate import all_finite, sample_weights
-from .sklearn import _OUTPUT, MLPClassifier, _BaseMLP, _glorot, _host, _on
+from .sklearn import _OUTPUT, MLPClassifier, _BaseMLP, _glorot, _host, _on, hidden_sizes
 
 __all__ = ["MLPSearchCV"]
 
@@ -180,6 +180,11 @@ def _candidate(base: _BaseMLP, params: dict) -> _BaseMLP:
         raise ValueError(msg)
     est = clone(base).set_params(**clone(params, safe=False))
     est._validate_params()
+    try:
+        hidden_sizes(est.hidden_layer_sizes)
+    except ValueError as exc:  # said before any training, for the candidate that has it
+        msg = f"param_grid candidate {params}: {exc}"
+        raise ValueError(msg) from None
     return est
 
 

@@ -322,11 +322,7 @@ class _BaseMLP(BaseEstimator):
     # ----------------------------------------------------------------------------- fitting
 
     def _fit(self, X: Any, y: Any, sample_weight: Any = None, incremental: bool = False):
-        hidden = self.hidden_layer_sizes
-        hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
-        if any(h <= 0 for h in hidden):
-            msg = f"hidden_layer_sizes must be > 0, got {hidden}."
-            raise ValueError(msg)
+        hidden = hidden_sizes(self.hidden_layer_sizes)
         first_pass = not self.__sklearn_is_fitted__() or (not self.warm_start and not incremental)
         if first_pass:  # weights set by hand are dropped, as scikit-learn's _initialize drops them
             self.__dict__.pop("_coefs_given", None)
@@ -969,3 +965,12 @@ def __getattr__(name: str) -> Any:
         return MLPSearchCV
     msg = f"module {__name__!r} has no attribute {name!r}"
     raise AttributeError(msg)
+
+
+def hidden_sizes(value: Any) -> list[int]:
+    """``hidden_layer_sizes`` as a list of widths, each > 0 (scikit-learn's message when one is not)."""
+    hidden = list(value) if hasattr(value, "__iter__") else [value]
+    if any(h <= 0 for h in hidden):
+        msg = f"hidden_layer_sizes must be > 0, got {hidden}."
+        raise ValueError(msg)
+    return hidden

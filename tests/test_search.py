@@ -175,3 +175,12 @@ def test_lists_in_as_gridsearchcv_takes_them():
     ours, theirs = both(est, {"alpha": [1e-4, 1e-1]}, X.tolist(), Y.tolist(), cv=3, sample_weight=weights)
     assert_same_results(ours, theirs)
     assert ours.stacks_[0]["stacked"]
+
+
+@pytest.mark.parametrize("hidden", [(0,), (4, -1)])
+def test_a_bad_hidden_layer_size_in_the_grid_is_named(hidden):
+    # it was "weights[0] has no columns" or numpy's "negative dimensions are not allowed"
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    search = MLPSearchCV(MLPClassifier(max_iter=2), {"hidden_layer_sizes": [(8,), hidden]}, cv=2)
+    with pytest.raises(ValueError, match=r"param_grid candidate .*hidden_layer_sizes must be > 0, got"):
+        search.fit(X, np.arange(40) % 2)
