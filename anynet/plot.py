@@ -121,10 +121,15 @@ class _Grid:
 
     def __init__(self, X: np.ndarray) -> None:
         lo, hi = X.min(axis=0), X.max(axis=0)
-        span = np.where(hi > lo, hi - lo, 1.0)
-        self.lo, self.hi = lo - MARGIN * span, hi + MARGIN * span
-        xs = np.linspace(self.lo[0], self.hi[0], RESOLUTION)
-        ys = np.linspace(self.lo[1], self.hi[1], RESOLUTION)
+        # halves first and clipped at the largest float: finite data near ±1e308 gives a finite grid
+        # (hi - lo, and linspace's own step, would overflow there)
+        margin = np.where(hi > lo, 2 * MARGIN * (hi / 2 - lo / 2), MARGIN)  # MARGIN of the span, or of 1
+        top = np.finfo(float).max
+        with np.errstate(over="ignore"):
+            self.lo = np.clip(lo - margin, -top, top)
+            self.hi = np.clip(hi + margin, -top, top)
+        u = np.linspace(0.0, 1.0, RESOLUTION)[:, None]
+        xs, ys = (self.lo * (1 - u) + self.hi * u).T  # convex combinations: never past either end
         self.points = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
 
     @property
@@ -133,7 +138,8 @@ class _Grid:
 
     def predict(self, net, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The outputs over the grid and at ``X``, from one batched ``predict``."""
-        y = B.to_numpy(net.predict(np.concatenate([self.points, X]))).astype(float)
+        with np.errstate(over="ignore", invalid="ignore"):  # far out, a network saturates: draw what it gives
+            y = B.to_numpy(net.predict(np.concatenate([self.points, X]))).astype(float)
         return y[: self.points.shape[0]], y[self.points.shape[0] :]
 
 
@@ -323,6 +329,12 @@ def weights(net, path: str | os.PathLike | None = None):
     layers = getattr(net, "layers", None)
     if layers is None or not hasattr(net, "sizes"):
         msg = f"weights draws an anynet.Network, got {type(net).__name__}"
+        raise TypeError(msg)
+    if hasattr(net, "n_members"):
+        msg = (
+            f"weights draws one network, and this Ensemble has {net.n_members}; draw one of them: "
+            "plot.weights(ens.member(i)) or plot.weights(ens.best())"
+        )
         raise TypeError(msg)
     if path is not None:
         path = _target(path, "weights", _picture_suffixes(Figure))

@@ -70,6 +70,24 @@ def test_the_grid_is_one_predict_call(moons):
     assert calls.rows == [plot.RESOLUTION**2 + moons.n]  # the grid and the points, one batch
 
 
+def test_finite_data_near_the_largest_float_gets_a_finite_grid():
+    # the grid's margins overflowed, and the data was blamed for the NaN
+    X = np.array([[-1e308, 1.7e308], [1.7e308, -1e308], [0.0, 0.0]])
+    net = anynet.Network([2, 3, 1], seed=0, dtype="float64")
+    ax = plot.decision_boundary(net, X, [0, 1, 0], ax=Figure().add_subplot())
+    left, right, bottom, top = ax.images[0].get_extent()
+    assert np.isfinite([left, right, bottom, top]).all()
+    assert left <= -1e308
+    assert right >= 1.7e308
+
+
+def test_weights_of_an_ensemble_asks_for_one_member():
+    ens = anynet.Ensemble([2, 3, 1], 4, seed=0)
+    with pytest.raises(TypeError, match=r"weights draws one network, and this Ensemble has 4.*ens.member\(i\)"):
+        plot.weights(ens)
+    assert isinstance(plot.weights(ens.member(1)), Figure)
+
+
 def test_the_regions_are_the_classes_the_network_predicts(asarray, moons):
     """The drawn image, pixel by pixel, is the class ``predict_classes`` gives at that grid point:
     here for 3 classes, with the data handed over as arrays of the backend under test."""
