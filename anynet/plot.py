@@ -121,13 +121,16 @@ class _Grid:
 
     def __init__(self, X: np.ndarray) -> None:
         lo, hi = X.min(axis=0), X.max(axis=0)
-        # halves first and clipped at the largest float: finite data near ±1e308 gives a finite grid
-        # (hi - lo, and linspace's own step, would overflow there)
-        margin = np.where(hi > lo, 2 * MARGIN * (hi / 2 - lo / 2), MARGIN)  # MARGIN of the span, or of 1
-        top = np.finfo(float).max
         with np.errstate(over="ignore"):
-            self.lo = np.clip(lo - margin, -top, top)
-            self.hi = np.clip(hi + margin, -top, top)
+            span = np.where(hi > lo, hi - lo, 1.0)
+            self.lo, self.hi = lo - MARGIN * span, hi + MARGIN * span
+            drawable = np.isfinite(self.hi - self.lo).all()
+        if not drawable:  # finite data, but an axis (ours, and matplotlib's) cannot span it
+            msg = (
+                f"X spans {lo.min():.3g} to {hi.max():.3g}, more than a plot's axis can hold (its extent "
+                "would pass the largest float); scale the data down to draw it"
+            )
+            raise ValueError(msg)
         u = np.linspace(0.0, 1.0, RESOLUTION)[:, None]
         xs, ys = (self.lo * (1 - u) + self.hi * u).T  # convex combinations: never past either end
         self.points = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)

@@ -70,15 +70,15 @@ def test_the_grid_is_one_predict_call(moons):
     assert calls.rows == [plot.RESOLUTION**2 + moons.n]  # the grid and the points, one batch
 
 
-def test_finite_data_near_the_largest_float_gets_a_finite_grid():
-    # the grid's margins overflowed, and the data was blamed for the NaN
-    X = np.array([[-1e308, 1.7e308], [1.7e308, -1e308], [0.0, 0.0]])
+def test_data_near_the_largest_float_is_drawn_or_named():
+    # the grid's margins overflowed, and the data was blamed: "X holds NaN or infinite values"
     net = anynet.Network([2, 3, 1], seed=0, dtype="float64")
-    ax = plot.decision_boundary(net, X, [0, 1, 0], ax=Figure().add_subplot())
-    left, right, bottom, top = ax.images[0].get_extent()
-    assert np.isfinite([left, right, bottom, top]).all()
-    assert left <= -1e308
-    assert right >= 1.7e308
+    far = np.array([[-4e307, 6e307], [6e307, -4e307], [0.0, 0.0]])
+    ax = plot.decision_boundary(net, far, [0, 1, 0], ax=Figure().add_subplot())
+    assert np.isfinite(ax.images[0].get_extent()).all()
+    too_far = np.array([[-1e308, 1.7e308], [1.7e308, -1e308]])
+    with pytest.raises(ValueError, match=r"X spans -1e\+308 to 1.7e\+308, more than a plot's axis can hold"):
+        plot.decision_boundary(net, too_far, [0, 1], ax=Figure().add_subplot())
 
 
 def test_weights_of_an_ensemble_asks_for_one_member():
