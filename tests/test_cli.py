@@ -837,3 +837,11 @@ def test_the_demo_on_dask_says_how_long_it_would_take(tmp_path):
     message = fails("demo --backend dask", cwd=tmp_path)  # it ran for about two hours
     assert "60000 epochs on dask would take about 100 minutes" in message
     assert "give --epochs 1000 or fewer" in message
+
+
+@pytest.mark.parametrize("address", ["notaurl", "tcp://127.0.0.1:1"])
+def test_a_scheduler_that_is_not_there_is_one_line(tmp_path, address):
+    # after the message came a Client.__del__ traceback, 20 s later
+    pytest.importorskip("distributed", reason="--scheduler needs dask.distributed")
+    message = fails(f"train xor --epochs 2 -q --scheduler {address}", cwd=tmp_path)
+    assert f"--scheduler {address}: cannot reach a Dask scheduler there" in message

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -230,6 +231,9 @@ def _on_cluster(address: str, X: np.ndarray, stack: contextlib.ExitStack, say) -
         msg = '--scheduler needs dask.distributed on this machine; pip install ".[distributed]"'
         raise UserError(msg) from None
     try:
+        # asked first, outside a Client: one whose start fails lingers, and its __del__ printed a
+        # traceback after a 20 s wait
+        _reachable(address)
         client = stack.enter_context(Client(address, timeout="10s", set_as_default=False))
     except (OSError, ValueError, TypeError) as exc:
         msg = (
@@ -244,6 +248,18 @@ def _on_cluster(address: str, X: np.ndarray, stack: contextlib.ExitStack, say) -
     rows = -(-X.shape[0] // (2 * workers))  # two chunks a worker
     say(f"cluster: {address}, {workers} worker(s); the rows go to them once, in chunks of {rows}")
     return da.from_array(X, chunks=(rows, X.shape[1])), client
+
+
+def _reachable(address: str) -> None:
+    """Raise ``ValueError`` for an address Dask cannot read, ``OSError`` where nothing listens on it."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    protocol, location = parse_address(address)
+    if protocol not in ("tcp", "tls"):
+        return  # a transport this check does not speak: the Client will say
+    host, port = parse_host_port(location)
+    with socket.create_connection((host, port), timeout=5):
+        pass
 
 
 def _print_summary(net, history, kept, table, task, n_val, lr, batch, args, out, pictures) -> None:
