@@ -9,6 +9,10 @@ An activation owns all its forms, side by side:
   ``ops`` is ``anynet.engines.buffer_ops.BufferOps``. An engine that finds no in-place form uses the pure one.
 - optionally fused, for a GPU: ``kernel_f`` (``z -> y``) and ``kernel_vjp`` (``z, y -> g``, over
   ``g``), ``anynet.kernels.Kernel`` bodies that CuPy compiles into one element-wise pass each.
+- optionally as ONNX operators, for export (``anynet.onnx``): ``onnx(g, z) -> y`` writes ``f`` with
+  ``g.node(op_type, *inputs, **attributes)`` and ``g.constant(value)`` (each returns the name of its
+  output; ``g.dtype`` is the graph's float, ``"float32"`` or ``"float64"``) and returns the name of
+  ``y``. An activation without it cannot be exported.
 
 Elementwise activations write the derivative in terms of whichever of ``z`` and ``y`` is cheaper
 (the seed's ``y*(1-y)``).
@@ -32,6 +36,7 @@ class Activation:
     vjp_out: Callable[..., Any] | None = None
     kernel_f: Kernel | None = None
     kernel_vjp: Kernel | None = None
+    onnx: Callable[..., str] | None = None
 
 
 def _kernels(name: str, f: str, vjp: str) -> dict[str, Kernel]:
@@ -62,6 +67,10 @@ def _sigmoid_vjp_out(ops, z, y, g, q):
     return ops.multiply(g, q, out=g)
 
 
+def _sigmoid_onnx(g, z):
+    return g.node("Sigmoid", z)
+
+
 def _tanh(z, *, xp):
     return xp.tanh(z)
 
@@ -78,6 +87,10 @@ def _tanh_vjp_out(ops, z, y, g, q):
     ops.multiply(y, y, out=q)
     ops.subtract(1, q, out=q)
     return ops.multiply(g, q, out=g)
+
+
+def _tanh_onnx(g, z):
+    return g.node("Tanh", z)
 
 
 def _relu(z, *, xp):
@@ -97,6 +110,10 @@ def _relu_vjp_out(ops, z, y, g, q):
     return ops.keep_where_positive(g, z, q)
 
 
+def _relu_onnx(g, z):
+    return g.node("Relu", z)
+
+
 LEAKY_SLOPE = 0.01
 
 
@@ -108,6 +125,13 @@ def _leaky_relu_vjp(z, y, g, *, xp):
     return xp.where(z > 0, g, LEAKY_SLOPE * g)
 
 
+def _leaky_relu_onnx(g, z):
+    if g.dtype == "float32":
+        return g.node("LeakyRelu", z, alpha=LEAKY_SLOPE)
+    # LeakyRelu's alpha is a float32 attribute (0.0099999998 in float64); max(z, slope*z) keeps the slope
+    return g.node("Max", z, g.node("Mul", z, g.constant(LEAKY_SLOPE)))
+
+
 def _softplus(z, *, xp):
     # log(1+e^z) = max(z,0) + log1p(e^-|z|): no overflow for large |z|.
     # an array 0, as in the binary cross-entropy: a CUDA graph can capture this step (no in-place form)
@@ -116,6 +140,14 @@ def _softplus(z, *, xp):
 
 def _softplus_vjp(z, y, g, *, xp):
     return g * _sigmoid(z, xp=xp)
+
+
+def _softplus_onnx(g, z):
+    if g.dtype == "float32":
+        return g.node("Softplus", z)
+    # ONNX Runtime has no float64 Softplus; ONNX has no log1p, and log(1 + e) is off by at most 2e-16
+    tail = g.node("Log", g.node("Add", g.constant(1.0), g.node("Exp", g.node("Neg", g.node("Abs", z)))))
+    return g.node("Add", g.node("Relu", z), tail)
 
 
 def _identity(z, *, xp):
@@ -134,12 +166,20 @@ def _identity_vjp_out(ops, z, y, g, q):
     return g
 
 
+def _identity_onnx(g, z):
+    return z
+
+
 def _exp(z, *, xp):
     return xp.exp(z)
 
 
 def _exp_vjp(z, y, g, *, xp):
     return g * y
+
+
+def _exp_onnx(g, z):
+    return g.node("Exp", z)
 
 
 def _softmax(z, *, xp):
@@ -158,6 +198,10 @@ def _softmax_out(ops, z, out):
     return ops.divide(out, ops.row_sum(out), out=out)
 
 
+def _softmax_onnx(g, z):
+    return g.node("Softmax", z, axis=-1)
+
+
 ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in (
@@ -168,9 +212,16 @@ ACTIVATIONS: dict[str, Activation] = {
             _sigmoid_out,
             _sigmoid_vjp_out,
             **_kernels("sigmoid", "y = 0.5 * tanh(0.5 * z) + 0.5", "g = g * (y * (1 - y))"),
+            onnx=_sigmoid_onnx,
         ),
         Activation(
-            "tanh", _tanh, _tanh_vjp, _tanh_out, _tanh_vjp_out, **_kernels("tanh", "y = tanh(z)", "g = g * (1 - y * y)")
+            "tanh",
+            _tanh,
+            _tanh_vjp,
+            _tanh_out,
+            _tanh_vjp_out,
+            **_kernels("tanh", "y = tanh(z)", "g = g * (1 - y * y)"),
+            onnx=_tanh_onnx,
         ),
         Activation(
             "relu",
@@ -179,6 +230,7 @@ ACTIVATIONS: dict[str, Activation] = {
             _relu_out,
             _relu_vjp_out,
             **_kernels("relu", f"y = {_RELU}", "g = where(z > 0, g, 0)"),
+            onnx=_relu_onnx,
         ),
         # leaky_relu and softplus have no in-place form yet: the buffer engine runs their pure one
         Activation(
@@ -188,16 +240,18 @@ ACTIVATIONS: dict[str, Activation] = {
             **_kernels(
                 "leaky_relu", f"y = where(z > 0, z, {LEAKY_SLOPE} * z)", f"g = where(z > 0, g, {LEAKY_SLOPE} * g)"
             ),
+            onnx=_leaky_relu_onnx,
         ),
         Activation(
             "softplus",
             _softplus,
             _softplus_vjp,
             **_kernels("softplus", f"y = {_RELU} + log1p(exp(-fabs(z)))", "g = g * (0.5 * tanh(0.5 * z) + 0.5)"),
+            onnx=_softplus_onnx,
         ),
-        Activation("identity", _identity, _identity_vjp, _identity_out, _identity_vjp_out),
-        Activation("exp", _exp, _exp_vjp, **_kernels("exp", "y = exp(z)", "g = g * y")),
-        Activation("softmax", _softmax, _softmax_vjp, _softmax_out),
+        Activation("identity", _identity, _identity_vjp, _identity_out, _identity_vjp_out, onnx=_identity_onnx),
+        Activation("exp", _exp, _exp_vjp, **_kernels("exp", "y = exp(z)", "g = g * y"), onnx=_exp_onnx),
+        Activation("softmax", _softmax, _softmax_vjp, _softmax_out, onnx=_softmax_onnx),
     )
 }
 
