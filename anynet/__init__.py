@@ -2,7 +2,7 @@
 against the Python Array API standard, and run on NumPy, CuPy, PyTorch, JAX, Dask and array-api-strict.
 
 ``import anynet`` loads what every user needs (``Network``, the backends, the ops); plotting,
-checkpoints, ensembles and the training loop load on first use.
+checkpoints, ensembles, the ONNX export and the training loop load on first use.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ _LAZY = {
     "History": ("train", "History"),
     "engines": ("engines", None),
     "load": ("checkpoints", "load"),
+    "onnx": ("onnx", None),
     "optimizers": ("optimizers", None),
     "plot": ("plot", None),
     "save": ("checkpoints", "save"),
@@ -58,6 +59,7 @@ __all__ = [
     "engines",
     "load",
     "losses",
+    "onnx",
     "optimizers",
     "plot",
     "save",
