@@ -1,9 +1,11 @@
-"""Export to ONNX: a ``Network`` (or an ``Ensemble``'s mean output) as an ONNX model.
+"""Export to ONNX: a ``Network`` (or an ``Ensemble``'s mean output) as an ONNX model, and the
+converters that let skl2onnx convert anynet's scikit-learn estimators and the pipelines ending in them.
 
 The graph is the forward pass, layer by layer: ``MatMul`` by ``W``: ``(n_in, n_out)`` (an
 initializer), ``Add`` of the bias ``(n_out,)``, then the activation's own ONNX form (see
 ``anynet.activations``: an activation without one is refused). onnx is optional (``pip install onnx``)
-and imported when a model is written, so ``import anynet.onnx`` does not import it.
+and imported when a model is written; skl2onnx only by ``register_skl2onnx``. So ``import anynet.onnx``
+imports neither.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
 DEFAULT_OPSET = 17
 #: Softmax normalises one axis, not the flattened trailing ones, from 13 on (an Ensemble's stack is 3-D)
 MIN_OPSET = 13
+#: the options skl2onnx's own MLPClassifier converter declares; its parser then adds the ZipMap
+CLASSIFIER_OPTIONS = {"zipmap": [True, False, "columns"], "output_class_labels": [False, True], "nocl": [True, False]}
 
 
 def to_onnx(
@@ -84,6 +88,28 @@ def to_onnx(
     return model
 
 
+def register_skl2onnx() -> None:
+    """Teach skl2onnx anynet's ``MLPClassifier`` and ``MLPRegressor`` (``anynet.sklearn``), alone or at
+    the end of a ``Pipeline``: ``skl2onnx.to_onnx(pipeline, X[:1])`` then converts them as it converts
+    scikit-learn's own MLPs, with the same outputs. A classifier gives labels ``(N,)`` (an indicator
+    ``(N, n_classes)`` for multilabel) and probabilities: ``output_label`` and ``output_probability``,
+    a list of ``{class: probability}`` (skl2onnx's ZipMap, in float32, the only float it takes), or
+    with ``options={"zipmap": False}`` ``label`` and ``probabilities`` ``(N, n_classes)``. A regressor
+    gives ``variable`` ``(N, n_outputs)``. The graph computes in the input's float (float64 for a
+    float64 ``X``, else float32), as skl2onnx's own MLP converters do.
+
+    Not done on ``import anynet.onnx``: it imports skl2onnx and scikit-learn (a second or so that
+    ``to_onnx`` does not need) and changes skl2onnx's registry, which a program should ask for.
+    Calling it again changes nothing."""
+    skl2onnx = _require("skl2onnx", "anynet.onnx.register_skl2onnx")
+    from .sklearn import MLPClassifier, MLPRegressor
+
+    skl2onnx.update_registered_converter(
+        MLPClassifier, "AnynetMLPClassifier", _classifier_shapes, _convert_classifier, options=CLASSIFIER_OPTIONS
+    )
+    skl2onnx.update_registered_converter(MLPRegressor, "AnynetMLPRegressor", _regressor_shapes, _convert_regressor)
+
+
 # --------------------------------------------------------------------------- checks
 
 
@@ -96,6 +122,11 @@ def _parts(net: Any) -> tuple[list, list[str], bool]:
     if isinstance(net, Ensemble):
         return net.layers, _names(len(net.layers), net.activation, net.output_activation), True
     msg = f"to_onnx exports an anynet.Network or anynet.Ensemble, got {type(net).__name__}"
+    if hasattr(net, "fit") and hasattr(net, "get_params"):
+        msg += (
+            "; for anynet.sklearn's MLPClassifier or MLPRegressor (or a Pipeline ending in one), call "
+            "anynet.onnx.register_skl2onnx() and then skl2onnx.to_onnx(model, X[:1])"
+        )
     raise TypeError(msg)
 
 
@@ -216,6 +247,29 @@ class _Graph(_Builder):
             node.output[:] = [name if v == value else v for v in node.output]
 
 
+class _Skl2onnxGraph(_Builder):
+    """Writing into skl2onnx's graph, under its unique names (a converter's)."""
+
+    def __init__(self, scope: Any, container: Any, dtype: str) -> None:
+        super().__init__(dtype)
+        self._scope, self._container = scope, container
+
+    def _name(self, hint: str) -> str:
+        return self._scope.get_unique_variable_name(hint)
+
+    def _add(self, op: str, inputs: list[str], output: str, **attributes: Any) -> None:
+        self._container.add_node(op, inputs, output, name=self._scope.get_unique_operator_name(op), **attributes)
+
+    def _initializer(self, name: str, a: np.ndarray) -> str:
+        from onnx import TensorProto, helper
+
+        if a.dtype.kind in "OUS":
+            self._container.add_initializer(name, TensorProto.STRING, list(a.shape), [str(s).encode() for s in a.flat])
+        else:
+            self._container.add_initializer(name, helper.np_dtype_to_tensor_dtype(a.dtype), list(a.shape), a.ravel())
+        return name
+
+
 def _forward(g: _Builder, layers: list, acts: list[activations.Activation], x: str) -> str:
     """Write ``x @ W + b`` and the activation, layer after layer; returns the output's name. ``layers``:
     ``[(W, b | None), ...]``, host arrays; stacked ones (``(k, n_in, n_out)``, ``(k, 1, n_out)``) give
@@ -227,3 +281,109 @@ def _forward(g: _Builder, layers: list, acts: list[activations.Activation], x: s
             z = g.node("Add", z, g.constant(b, f"b{i}"))
         a = act.onnx(g, z)
     return a
+
+
+# --------------------------------------------------------------------------- skl2onnx
+
+
+def _estimator_graph(scope: Any, operator: Any, container: Any) -> tuple[_Skl2onnxGraph, str]:
+    """The builder for an estimator's converter, computing in the input's float as skl2onnx's own MLP
+    converters do (float64 for a double input, else float32), and the (cast) input's name."""
+    from onnx import TensorProto
+    from skl2onnx.common.data_types import guess_proto_type
+
+    given = guess_proto_type(operator.inputs[0].type)
+    kind = TensorProto.DOUBLE if given == TensorProto.DOUBLE else TensorProto.FLOAT
+    g = _Skl2onnxGraph(scope, container, "float64" if kind == TensorProto.DOUBLE else "float32")
+    x = operator.inputs[0].full_name
+    return g, (x if given == kind else g.node("Cast", x, to=kind))
+
+
+def _estimator_output(g: _Builder, est: Any, x: str) -> str:
+    """The estimator's network output ``(N, n_outputs_)``, from its public fitted attributes."""
+    layers = _host_layers(list(zip(est.coefs_, est.intercepts_, strict=True)), g.dtype, cast=False)
+    acts = _exportable(_names(len(layers), est.activation, est.out_activation_))
+    return _forward(g, layers, acts, x)
+
+
+def _multilabel(est: Any) -> bool:
+    # one sigmoid per label: several outputs that are not a softmax
+    return est.n_outputs_ > 1 and est.out_activation_ == "logistic"
+
+
+def _classes(est: Any, classes: Any = None) -> np.ndarray:
+    """The class labels as the ONNX labels hold them: numbers as int64 (as skl2onnx gives every
+    numeric label), else text; a single class is refused."""
+    classes = np.asarray(est.classes_ if classes is None else classes)
+    if classes.shape[0] < 2:
+        msg = (
+            f"the classifier was fitted on a single class ({classes.tolist()}), so it has nothing to tell "
+            "apart; fit it on two classes or more"
+        )
+        raise ValueError(msg)
+    # float labels are whole numbers: scikit-learn refuses to fit others
+    return classes.astype(str) if classes.dtype.kind in "OUS" else classes.astype(np.int64)
+
+
+def _classifier_shapes(operator: Any) -> None:
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, Int64TensorType
+    from skl2onnx.common.shape_calculator import calculate_linear_classifier_output_shapes
+    from sklearn.utils.validation import check_is_fitted
+
+    est = operator.raw_operator
+    check_is_fitted(est)
+    _classes(est)
+    calculate_linear_classifier_output_shapes(operator)
+    if _multilabel(est):  # an indicator row per sample, as scikit-learn's predict gives
+        n = operator.inputs[0].get_first_dimension()
+        operator.outputs[0].type = Int64TensorType([n, len(est.classes_)])
+    zipmap = operator.scope_inst.get_options(est, {"zipmap": True})["zipmap"]
+    proba = operator.outputs[1]
+    if zipmap and zipmap != "columns" and isinstance(proba.type, DoubleTensorType):
+        # ZipMap takes float32 only: skl2onnx's own MLPClassifier converter writes a model that ONNX
+        # Runtime refuses here. The graph computes in float64 and hands ZipMap float32.
+        proba.type = FloatTensorType(proba.type.shape)
+
+
+def _convert_classifier(scope: Any, operator: Any, container: Any) -> None:
+    """Labels and probabilities, as skl2onnx's converter of scikit-learn's MLPClassifier writes them."""
+    from onnx import TensorProto
+    from skl2onnx.common.data_types import FloatTensorType
+    from skl2onnx.common.utils_classifier import get_label_classes
+
+    est = operator.raw_operator
+    g, x = _estimator_graph(scope, operator, container)
+    p = _estimator_output(g, est, x)
+    labels, proba = operator.outputs[0], operator.outputs[1]
+    if _multilabel(est):
+        full = p
+        g.node("Cast", g.node("Greater", p, g.constant(0.5)), to=TensorProto.INT64, output=labels.full_name)
+    else:
+        if est.n_outputs_ == 1:  # one sigmoid: P(classes_[1]); P(classes_[0]) is the rest
+            full = g.node("Concat", g.node("Sub", g.constant(1.0), p), p, axis=1)
+        else:
+            full = p
+        # nocl=True asks for class indices in place of the labels
+        classes = g.constant(_classes(est, get_label_classes(scope, est)), "classes")
+        g.node("Gather", classes, g.node("ArgMax", full, axis=1, keepdims=0), axis=0, output=labels.full_name)
+    if g.dtype == "float64" and isinstance(proba.type, FloatTensorType):  # for ZipMap (see _classifier_shapes)
+        g.node("Cast", full, to=TensorProto.FLOAT, output=proba.full_name)
+    else:
+        g.node("Identity", full, output=proba.full_name)
+
+
+def _regressor_shapes(operator: Any) -> None:
+    from skl2onnx.common.shape_calculator import calculate_linear_regressor_output_shapes
+    from sklearn.utils.validation import check_is_fitted
+
+    est = operator.raw_operator
+    check_is_fitted(est)
+    calculate_linear_regressor_output_shapes(operator)
+    # skl2onnx's own MLPRegressor converter reshapes to (N, 1), which would flatten several outputs
+    operator.outputs[0].type.shape = [operator.inputs[0].get_first_dimension(), est.n_outputs_]
+
+
+def _convert_regressor(scope: Any, operator: Any, container: Any) -> None:
+    est = operator.raw_operator
+    g, x = _estimator_graph(scope, operator, container)
+    g.node("Identity", _estimator_output(g, est, x), output=operator.outputs[0].full_name)

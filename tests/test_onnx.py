@@ -172,6 +172,13 @@ def test_only_a_network_or_an_ensemble_is_exported():
         to_onnx({"W": 1})
 
 
+def test_a_scikit_learn_estimator_is_sent_to_skl2onnx():
+    from anynet.sklearn import MLPClassifier
+
+    with pytest.raises(TypeError, match=r"got MLPClassifier; .*register_skl2onnx\(\).*skl2onnx\.to_onnx"):
+        to_onnx(MLPClassifier())
+
+
 def test_an_activation_without_an_onnx_form_is_refused(monkeypatch, tmp_path):
     cube = activations.Activation("cube", lambda z, *, xp: z * z * z, lambda z, y, g, *, xp: 3 * z * z * g)
     monkeypatch.setitem(activations.ACTIVATIONS, "cube", cube)
@@ -206,3 +213,112 @@ def test_without_onnx_the_error_says_what_to_install(monkeypatch):
         ImportError, match=r"anynet\.onnx\.to_onnx needs onnx, which is not installed; pip install onnx"
     ):
         to_onnx(anynet.Network([2, 3, 1]))
+
+
+# --------------------------------------------------------------------------- skl2onnx
+
+
+@pytest.fixture
+def skl2onnx():
+    skl2onnx = pytest.importorskip("skl2onnx")
+    from anynet.onnx import register_skl2onnx
+
+    register_skl2onnx()
+    register_skl2onnx()  # again: changes nothing
+    return skl2onnx
+
+
+def pipeline(estimator, X, y):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), estimator).fit(X, y)
+
+
+def zipped(proba, classes):
+    """ZipMap's list of ``{class: probability}`` as ``(N, n_classes)`` in the order of ``classes``."""
+    return np.array([[row[c] for c in classes] for row in proba])
+
+
+LABELS = {
+    "three ints": lambda rng, n: rng.integers(0, 3, n) * 10,
+    "two strings": lambda rng, n: np.array(["no", "yes"])[rng.integers(0, 2, n)],
+    "two floats": lambda rng, n: rng.integers(0, 2, n).astype(float),
+    "multilabel": lambda rng, n: rng.integers(0, 2, (n, 3)),
+}
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # short runs on tiny data, on purpose
+@pytest.mark.parametrize("zipmap", [True, False])
+@pytest.mark.parametrize("labels", sorted(LABELS))
+@pytest.mark.parametrize("x_dtype", ["float64", "float32"])
+def test_a_pipeline_ending_in_mlpclassifier_converts(x_dtype, labels, zipmap, skl2onnx, backend, rng):
+    from anynet.sklearn import MLPClassifier
+
+    X = (rng.normal(size=(80, 4)) * 5 + 3).astype(x_dtype)
+    clf = MLPClassifier(hidden_layer_sizes=(6,), max_iter=30, random_state=0, backend=backend)
+    pipe = pipeline(clf, X, LABELS[labels](rng, 80))
+    model = skl2onnx.to_onnx(pipe, X[:1], options=None if zipmap else {"zipmap": False})
+    label, proba = run(model, X)
+    # the outputs skl2onnx gives scikit-learn's own MLPClassifier
+    assert [o.name for o in model.graph.output] == (
+        ["output_label", "output_probability"] if zipmap else ["label", "probabilities"]
+    )
+    np.testing.assert_array_equal(label, pipe.predict(X))
+    if zipmap:  # a list of {class: probability}, in float32 (ZipMap takes no other float)
+        assert isinstance(proba, list)
+        proba, tol = zipped(proba, pipe.classes_), 1e-6
+    else:
+        tol = TOL[x_dtype]
+    assert proba.shape == (80, len(pipe.classes_))
+    np.testing.assert_allclose(proba, pipe.predict_proba(X), rtol=tol, atol=tol)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("loss", ["squared_error", "poisson"])
+@pytest.mark.parametrize("n_outputs", [1, 3])
+@pytest.mark.parametrize("x_dtype", ["float64", "float32"])
+def test_a_pipeline_ending_in_mlpregressor_converts(x_dtype, n_outputs, loss, skl2onnx, backend, rng):
+    from anynet.sklearn import MLPRegressor
+
+    X = (rng.normal(size=(80, 4)) * 5 + 3).astype(x_dtype)
+    y = rng.uniform(0, 3, size=(80, n_outputs)).squeeze()
+    reg = MLPRegressor(loss=loss, hidden_layer_sizes=(6,), max_iter=30, random_state=0, backend=backend)
+    pipe = pipeline(reg, X, y)
+    model = skl2onnx.to_onnx(pipe, X[:1])
+    (out,) = run(model, X)
+    assert [o.name for o in model.graph.output] == ["variable"]
+    assert out.shape == (80, n_outputs)  # (N, 1) for one output, as skl2onnx's own MLPRegressor
+    np.testing.assert_allclose(out, pipe.predict(X).reshape(80, n_outputs), rtol=TOL[x_dtype], atol=TOL[x_dtype])
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_float32_network_converts_in_the_input_s_float(skl2onnx, backend, rng):
+    from anynet.sklearn import MLPRegressor
+
+    X = rng.normal(size=(40, 3))
+    reg = MLPRegressor(hidden_layer_sizes=(6,), max_iter=300, random_state=0, backend=backend, dtype="float32")
+    reg.fit(X, X.sum(axis=1))
+    (out,) = run(skl2onnx.to_onnx(reg, X[:1]), X)
+    assert out.dtype == np.float64
+    np.testing.assert_allclose(out[:, 0], reg.predict(X), rtol=1e-5, atol=1e-5)
+
+
+def test_an_unfitted_estimator_is_not_converted(skl2onnx):
+    # (an unfitted classifier stops earlier, in skl2onnx's parser, as scikit-learn's own does)
+    from sklearn.exceptions import NotFittedError
+
+    from anynet.sklearn import MLPRegressor
+
+    with pytest.raises(NotFittedError, match="MLPRegressor instance is not fitted yet"):
+        skl2onnx.to_onnx(MLPRegressor(), np.zeros((1, 3)))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_classifier_of_one_class_is_refused(skl2onnx, rng):
+    from anynet.sklearn import MLPClassifier
+
+    X = rng.normal(size=(20, 3))
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0).fit(X, np.full(20, 7))
+    with pytest.raises(ValueError, match=r"fitted on a single class \(\[7\]\), so it has nothing to tell apart"):
+        skl2onnx.to_onnx(clf, X[:1])
