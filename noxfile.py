@@ -23,6 +23,9 @@ BACKEND_DEPS = {
     "cupy": [os.environ.get("ANYNET_CUPY_WHEEL") or "cupy-cuda12x"],
 }
 CPU_BACKENDS = ["numpy", "array_api_strict", "torch", "jax", "dask"]
+#: extras a session installs besides ``test``: the ONNX export is tested once, where ONNX Runtime's
+#: answers are compared with NumPy's (the export itself reads every backend through ``to_numpy``)
+EXTRAS = {"numpy": ["onnx"]}
 
 
 def _cuda_devices() -> str | None:
@@ -44,7 +47,8 @@ def _tests(session: nox.Session, name: str) -> None:
     deps = BACKEND_DEPS[name]
     if deps:
         session.install(*deps)
-    session.install("-e", ".[test]")
+    extras = ",".join(["test", *EXTRAS.get(name, [])])
+    session.install("-e", f".[{extras}]")
     session.run("pytest", f"--backend={name}", *session.posargs)
 
 
