@@ -23,7 +23,20 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
 #: the libraries a block may need: each is skipped for when it is not installed
-LIBRARIES = {"sklearn", "matplotlib", "torch", "jax", "cupy", "dask", "distributed", "array_api_strict", "scipy"}
+LIBRARIES = {
+    "sklearn",
+    "matplotlib",
+    "torch",
+    "jax",
+    "cupy",
+    "dask",
+    "distributed",
+    "array_api_strict",
+    "scipy",
+    "onnx",
+    "onnxruntime",
+    "skl2onnx",
+}
 #: the backends whose own session runs a block that needs their library; every other block runs in the
 #: numpy session (the blocks run as pasted, with no backend named, so on NumPy unless they name one)
 HOMES = ("torch", "jax", "dask", "cupy")
