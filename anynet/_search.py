@@ -356,7 +356,9 @@ class _Run:
             valid = np.arange(width)[None, :] < lengths[:, None]  # (G, width)
             mask = None if valid.all() else self._to(valid[:, None, :, None])
             plan.append((lengths, width, valid, mask, self._to(lengths[:, None])))
-        Engine = engines.REGISTRY["stacked"].load()
+        Engine = engines.select(
+            "auto", self.net.backend, acts=self.acts, loss=self.loss, opt=self.opt, weighted=True, stack=True
+        )
         eng = Engine(
             self.layers,
             self.opt.init(self.layers, xp=xp),

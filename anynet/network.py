@@ -11,6 +11,7 @@ from . import activations, core, losses, sparse
 from . import backend as B
 from . import init as initialisers
 from ._validate import all_finite, check_shape, host_2d, kind_of, not_finite_message, same_place, sample_weights
+from .batches import Rows
 from .tree import tree_map
 
 
@@ -471,12 +472,15 @@ class Network:
             resume = net._opt == plan.opt and net._opt_state is not None
             layers, state, trained = net.layers, (net._opt_state if resume else None), net.epochs_trained
         seed = plan.seed if plan.seed is not None else [net.seed or 0, trained]
+        rng = np.random.default_rng(seed)
+        data = Rows(
+            X, t, w, size=plan.batch_size, shuffle=plan.shuffle, rng=rng, backend=net.backend, native=net._native
+        )
         with cluster.computing_on(on):
             result = train.fit(
                 layers,
                 state,
-                X,
-                t,
+                data,
                 Xv,
                 tv,
                 plan=plan,
@@ -485,9 +489,7 @@ class Network:
                 backend=net.backend,
                 device=net.device,
                 native=net._native,
-                rng=np.random.default_rng(seed),
                 view=net.with_layers,
-                w=w,
             )
         # Commit: everything above could still refuse; from here the fit has happened.
         if net is not self:
@@ -498,6 +500,8 @@ class Network:
         self.history = result.history
         if result.error is not None:
             raise result.error
+        if result.diverged:
+            raise train.DivergedError(result.diverged[0], result.history)
         return result.history
 
     def _split(self, X: Any, t: Any, w: Any, fraction: float, seed: Any, *, host_index: bool = False) -> tuple:
