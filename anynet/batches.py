@@ -34,10 +34,10 @@ class Rows:
         return self.rng.permutation(self.n) if self.shuffle and not self.full else None
 
     def batches(self, order: np.ndarray | None, xp: Any):
+        return [(self.X, self.t, self.w, self.n)] if self.full else self._batches(order, xp)
+
+    def _batches(self, order: np.ndarray | None, xp: Any):
         X, t, w, n = self.X, self.t, self.w, self.n
-        if self.full:
-            yield X, t, w, n
-            return
         if order is not None:
             perm = B.from_numpy(order, *self._place)
         for s in range(0, n, self.size):

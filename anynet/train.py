@@ -10,6 +10,7 @@ changes no object it was given.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -277,13 +278,19 @@ class _Loop:
         self.size = int(np.prod(members))
         self.track, self.check = plan.track_accuracy, plan.on_divergence == "raise"
         self.active = np.ones(members, dtype=bool)  # still training
+        self.training = self.size  # how many
         self.stopped = np.zeros(members, dtype=bool)  # by the stopping rule or a callback
         self.failed = np.zeros(members, dtype=bool)  # diverged
-        self.recorded = np.zeros(members, dtype=int)  # epochs recorded per member: a prefix of the fit's
+        self.epochs_run = 0  # epochs recorded for the members still training
+        self.ended = np.full(members, -1)  # the epochs recorded by each member that no longer trains
         self.diverged: dict[int, str] = {}
         self.kept = _Kept(self)  # the weights of members that stopped or diverged while others went on
         self.best = _Kept(self)  # each member's best weights, for restore_best_weights
-        self.table: dict[str, list] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
+        #: what is recorded each epoch, in order, and the blocks of epochs recorded: ``(epochs, len(keys), *members)``
+        self.keys = ("loss", "accuracy")[: 1 + self.track]
+        self.keys += ("val_loss", "val_accuracy")[: 1 + self.track] if Xv is not None else ()
+        self.rows: list[np.ndarray] = []
+        self.monitor = "val_loss" if Xv is not None else "loss"
         self.progress = Progress(plan.epochs, verbose=plan.verbose) if plan.verbose else None
         self.logs: dict[str, Any] = {}
         self.epoch_start = eng.snapshot()  # the weights after the last completed epoch
@@ -297,6 +304,10 @@ class _Loop:
         whole_epoch = isinstance(data, Rows) and (not data.full or getattr(eng, "remote", False))
         whole_epoch = whole_epoch and hasattr(eng, "epoch") and not data.weighted
         summed = loss.reduction == "sum"
+        n, nv = data.n, None if self.Xv is None else self.Xv.shape[0]
+        by = {"loss": 1 if summed else n, "accuracy": n, "val_loss": 1, "val_accuracy": nv}
+        divisors = np.array([np.broadcast_to(by[key], np.shape(n)) for key in self.keys], dtype=float)
+        divisors = divisors.reshape(len(divisors), *np.shape(n), *(1,) * (len(self.members) - np.ndim(n)))
         start = prev = self.epoch_start
         for epoch, lr in enumerate(self._step_rates()):
             if epoch and not ring:
@@ -322,23 +333,17 @@ class _Loop:
                 scalars.append(loss.value(cache[-1][1], yv, self.tv, xp=xp))
                 if track:
                     scalars.append(core.accuracy_sum(yv, self.tv, xp=xp))
-            values = _read(self.backend, xp, scalars, self.members)
+            values = _read(self.backend, xp, scalars, self.members)  # (len(keys), *members)
             self.in_epoch = False
-            q = {"loss": values[0] / (1 if summed else data.n)}
-            if track:
-                q["accuracy"] = values[1] / data.n
-            if self.Xv is not None:
-                q["val_loss"] = values[2 if track else 1]
-                if track:
-                    q["val_accuracy"] = values[3] / self.Xv.shape[0]
-            if self.check:
-                bad = self.active & ~(np.isfinite(q["loss"]) & np.isfinite(q.get("val_loss", 0.0)))
+            values /= divisors  # sums to means
+            if self.check and not math.isfinite(values.sum()):  # one test on the usual path
+                bad = self.active & ~np.isfinite(values[:: 1 + track]).all(axis=0)  # the losses
                 if bad.any():
                     # Keep the weights that started the last epoch whose loss was finite (on a full
                     # batch, exactly the ones that produced it); in the first epoch, the starting ones.
                     keep = (eng.previous(2) if epoch else eng.previous(1)) if ring else (prev if epoch else start)
-                    self._diverge(bad, epoch, q["loss"], keep)
-            if self._record(epoch, q):
+                    self._diverge(bad, epoch, values[0], keep)
+            if self._record(epoch, values):
                 break
         if len(self.lrs) and self.check:  # an epoch's loss comes before its update: did the last one overflow?
             self._overflowed(lambda: eng.previous(1) if ring else start)
@@ -366,7 +371,7 @@ class _Loop:
                 raise
             self.in_epoch = False
             self._chunk(lo, values, correct)
-            if not self.active.any():
+            if not self.training:
                 break
         if epochs:
             self._overflowed(eng.last_finite)
@@ -379,18 +384,18 @@ class _Loop:
         if not c:
             return
         values = values.reshape(c, *self.members)
-        self.table["loss"].append(values)
-        if self.track:
-            self.table["accuracy"].append(correct.reshape(c, *self.members) / self.data.n)
+        rows = [values, correct.reshape(c, *self.members) / self.data.n] if self.track else [values]
+        self.rows.append(np.stack(rows, axis=1))
+        self.epochs_run = lo + c
         bad = ~np.isfinite(values)
         count = np.where(self.active, np.where(bad.any(axis=0), bad.argmax(axis=0), c), 0)
-        self.recorded += count
         diverging = self.active & (count < c)
         if diverging.any():
             self._diverge(diverging, lo + count, _at(values, count), self.eng.last_finite())
         if self.progress is not None and count.max() > 0:
-            last = {key: _at(rows[-1], count - 1) for key, rows in self.table.items() if rows}
-            self.logs = _shown(last, count > 0)
+            last = np.clip(count - 1, 0, c - 1).reshape(-1)  # each member's last recorded epoch
+            last = self.rows[-1].reshape(c, len(self.keys), self.size)[last, :, np.arange(self.size)]
+            self.logs = self._shown(last.T.reshape(len(self.keys), *self.members), count > 0)
             self.progress.update(lo + int(count.max()), self.logs)
 
     def _step_rates(self) -> list:
@@ -407,43 +412,56 @@ class _Loop:
             out.append(last[1])
         return out
 
-    def _record(self, epoch: int, q: dict[str, np.ndarray]) -> bool:
-        """Keep one epoch's values for the members still training, then run the stopping rule,
-        progress and callbacks; True when no member trains on."""
-        live = self.active.copy()
-        if not live.any():
+    def _record(self, epoch: int, values: np.ndarray) -> bool:
+        """Keep one epoch's ``values`` (``(len(keys), *members)``) for the members still training, then
+        run the stopping rule, progress and callbacks; True when no member trains on."""
+        if not self.training:
             return True
-        for key, value in q.items():
-            self.table[key].append(np.reshape(value, (1, *self.members)))
-        self.recorded += live
-        stop = np.zeros(self.members, dtype=bool)
+        live = self.active
+        self.rows.append(values[None])
+        self.epochs_run += 1
+        stop = None
         if self.stopping is not None:
-            stop, improved = self.stopping.on_epoch_end(epoch, q.get("val_loss", q["loss"]), live)
+            stop, improved = self.stopping.on_epoch_end(epoch, values[self.keys.index(self.monitor)], live)
             if self.stopping.restore_best_weights and improved.any():
                 self.best.set(improved, self.eng.snapshot())
         if self.progress is not None:
-            self.logs = _shown(q, live)
+            self.logs = self._shown(values, live)
             self.progress.update(epoch + 1, self.logs)
         if self.plan.callbacks:
-            values = {"lr": self.lrs[epoch]} | q  # for a stack, one value per member
-            logs = {"epoch": epoch} | (values if self.members else {k: float(v) for k, v in values.items()})
+            lr = self.lrs[epoch]
+            if self.members:  # one value per member
+                logs = {"epoch": epoch, "lr": lr} | dict(zip(self.keys, values, strict=True))
+            else:
+                logs = {"epoch": epoch, "lr": float(lr)} | dict(zip(self.keys, values.tolist(), strict=True))
             if self.view is not None:
                 logs["network"] = self.view(self.eng.snapshot())
             answers = [cb(epoch, logs) for cb in self.plan.callbacks]  # every callback runs, even after a stop
             if any(answers):
                 stop = live
-        if stop.any():
-            self.stopped |= stop
-            self.active &= ~stop
-            if self.active.any():  # the others train on: keep these members' weights as they are now
+        if stop is not None and stop.any():
+            self.stopped = self.stopped | stop
+            self._end(stop, self.epochs_run)
+            if self.training:  # the others train on: keep these members' weights as they are now
                 self.kept.set(stop, self.eng.snapshot())
-        return not self.active.any()
+        return not self.training
+
+    @property
+    def recorded(self) -> np.ndarray:
+        """The epochs each member recorded: a prefix of the fit's."""
+        return np.where(self.ended < 0, self.epochs_run, self.ended)
+
+    def _end(self, mask: np.ndarray, recorded: Any) -> None:
+        """The members of ``mask`` train no more, having recorded ``recorded`` epochs."""
+        self.active = self.active & ~mask
+        self.ended = np.where(mask, recorded, self.ended)
+        self.training = int(self.active.sum())
 
     def _diverge(self, mask: np.ndarray, epoch: Any, loss: Any, keep: Any, after_update: bool = False) -> None:
-        """Freeze the members of ``mask`` at ``keep``, saying where and how each diverged."""
+        """Freeze the members of ``mask`` at ``keep``, saying where (``epoch``) and how each diverged."""
         self.kept.set(mask, keep)
-        self.active &= ~mask
-        self.failed |= mask
+        self._end(mask, epoch + after_update)  # a member whose update overflowed recorded that epoch
+        self.failed = self.failed | mask
         epochs = np.broadcast_to(epoch, self.members).reshape(-1)
         losses = np.broadcast_to(loss, self.members).reshape(-1)
         for i in np.flatnonzero(mask):
@@ -466,6 +484,14 @@ class _Loop:
             if bad.any():
                 self._diverge(bad, np.maximum(self.recorded - 1, 0), np.inf, keep(), after_update=True)
 
+    def _shown(self, values: np.ndarray, live: np.ndarray) -> dict[str, float]:
+        """What the progress line shows: each value of the best member among ``live``."""
+        if not self.members:
+            return dict(zip(self.keys, values.tolist(), strict=True))
+        return {
+            k: float((np.max if "accuracy" in k else np.min)(v[live])) for k, v in zip(self.keys, values, strict=True)
+        }
+
     def close(self) -> None:
         if self.progress is not None:
             self.progress.close(int(self.recorded.max()), self.logs)
@@ -487,13 +513,13 @@ class _Loop:
 
     def _histories(self, wall: float) -> list[History]:
         """One ``History`` per member, from the values read back."""
-        size, counts = self.size, self.recorded.reshape(-1)
-        # (members, epochs), so that each member's series is contiguous
-        series = {k: np.ascontiguousarray(np.concatenate(v).reshape(-1, size).T) for k, v in self.table.items() if v}
+        size, counts, monitor = self.size, self.recorded.reshape(-1), self.monitor
+        table = np.concatenate(self.rows) if self.rows else np.zeros((0, len(self.keys), *self.members))
+        # (members, epochs) per key, so that each member's series is contiguous
+        series = {k: np.ascontiguousarray(table[:, i].reshape(-1, size).T) for i, k in enumerate(self.keys)}
         lrs = np.ascontiguousarray(self.lrs.reshape(len(self.lrs), size).T)
-        monitor = "val_loss" if self.Xv is not None else "loss"
         best_epoch, best_value = np.full(size, -1), np.zeros(size)
-        if monitor in series:
+        if len(table):
             values = series[monitor]
             values = np.where(np.arange(values.shape[1]) < counts[:, None], values, np.inf)
             best_epoch, best_value = first_best(values.T, self.plan.min_delta)
@@ -545,8 +571,8 @@ def _read(name: str, xp: Any, values: list[Any], members: tuple) -> np.ndarray:
     """Device values (numbers, or one per member) -> host float64 ``(len(values), *members)``, in one
     transfer (one sync on a GPU)."""
     if name == "numpy" or all(isinstance(v, float) for v in values):  # host values: nothing to transfer
-        return np.array([np.broadcast_to(np.asarray(v, dtype=float), members) for v in values])
-    return np.asarray(B.to_numpy(xp.stack([xp.reshape(xp.asarray(v), members) for v in values])), dtype=float)
+        return np.array(values, dtype=float)
+    return np.array(B.to_numpy(xp.stack([xp.reshape(xp.asarray(v), members) for v in values])), dtype=float)
 
 
 def _finite_members(layers: Any, xp: Any, members: tuple) -> np.ndarray:
@@ -559,9 +585,3 @@ def _at(values: np.ndarray, index: np.ndarray) -> np.ndarray:
     """Per member, ``values[index[member], member]``, the index clipped into range."""
     index = np.clip(index, 0, len(values) - 1)
     return np.take_along_axis(values, np.reshape(index, (1, *np.shape(index))), axis=0)[0]
-
-
-def _shown(q: dict[str, np.ndarray], live: np.ndarray) -> dict[str, float]:
-    """What the progress line shows: the best value among the members of ``live``."""
-    best = {k: np.max if "accuracy" in k else np.min for k in q}
-    return {k: float(best[k](np.broadcast_to(v, live.shape)[live])) for k, v in q.items()}
