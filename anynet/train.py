@@ -577,7 +577,9 @@ def _read(name: str, xp: Any, values: list[Any], members: tuple) -> np.ndarray:
 
 def _finite_members(layers: Any, xp: Any, members: tuple) -> np.ndarray:
     """Per member, whether all its parameters are finite, read back in one transfer."""
-    flags = [xp.all(xp.isfinite(a), axis=tuple(range(len(members), a.ndim))) for a in leaves(layers)]
+    flags = [
+        xp.all(xp.isfinite(a), axis=tuple(range(len(members), a.ndim)) if members else None) for a in leaves(layers)
+    ]
     return np.asarray(B.to_numpy(xp.all(xp.stack(flags), axis=0)), dtype=bool)
 
 
