@@ -248,7 +248,7 @@ class _Data:
 
 class _Stack:
     """One stack's fits, trained together: ``G`` groups (a fold and a shuffle seed each) of ``m``
-    candidates, on the stacked engine."""
+    candidates, in the training loop."""
 
     def __init__(self, data: _Data, members: list[int], search: MLPSearchCV, estimators: list[_BaseMLP]) -> None:
         self.data, self.search, self.estimators = data, search, estimators

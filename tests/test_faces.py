@@ -169,3 +169,21 @@ def test_an_interrupt_inside_a_quiet_full_batch_fit_keeps_every_completed_epoch(
         assert a.loss == b.loss
     for a, b in zip(weights(model), weights(alone), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("path", ["whole-run", "epoch-by-epoch"])
+@pytest.mark.parametrize("face", ["network", "ensemble"])
+def test_an_overflow_in_the_last_update_keeps_the_weights_before_it(rng, face, path):
+    """Every loss finite, but the last epoch's update overflows: the weights before it are kept, in a
+    whole run as epoch by epoch."""
+    X, t, _, _ = data(rng)
+    fit = FIT | {"batch_size": None, "epochs": 5, "schedule": lambda lr, e, n: 1e308 if e == n - 1 else lr}
+    if path == "epoch-by-epoch":
+        fit["callbacks"] = [lambda epoch, logs: None]
+    model, before = make(face), make(face)
+    with pytest.raises(anynet.DivergedError, match="weights became infinite"):
+        model.fit(X, 1e3 * t, **fit)
+    before.fit(X, 1e3 * t, **(FIT | {"batch_size": None, "epochs": 4}))
+    assert all(h.epochs == 5 and np.isfinite(h.loss).all() for h in histories(model))
+    for a, b in zip(weights(model), weights(before), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
