@@ -304,10 +304,11 @@ class _Loop:
         whole_epoch = isinstance(data, Rows) and (not data.full or getattr(eng, "remote", False))
         whole_epoch = whole_epoch and hasattr(eng, "epoch") and not data.weighted
         summed = loss.reduction == "sum"
+        # what turns each value, a sum over rows, into a mean: a number, or one per group of members
         n, nv = data.n, None if self.Xv is None else self.Xv.shape[0]
         by = {"loss": 1 if summed else n, "accuracy": n, "val_loss": 1, "val_accuracy": nv}
-        divisors = np.array([np.broadcast_to(by[key], np.shape(n)) for key in self.keys], dtype=float)
-        divisors = divisors.reshape(len(divisors), *np.shape(n), *(1,) * (len(self.members) - np.ndim(n)))
+        divisors = np.stack([np.broadcast_to(np.asarray(by[key], dtype=float), np.shape(n)) for key in self.keys])
+        divisors = divisors.reshape(divisors.shape + (1,) * (1 + len(self.members) - divisors.ndim))
         start = prev = self.epoch_start
         for epoch, lr in enumerate(self._step_rates()):
             if epoch and not ring:
@@ -392,11 +393,9 @@ class _Loop:
         diverging = self.active & (count < c)
         if diverging.any():
             self._diverge(diverging, lo + count, _at(values, count), self.eng.last_finite())
-        if self.progress is not None and count.max() > 0:
-            last = np.clip(count - 1, 0, c - 1).reshape(-1)  # each member's last recorded epoch
-            last = self.rows[-1].reshape(c, len(self.keys), self.size)[last, :, np.arange(self.size)]
-            self.logs = self._shown(last.T.reshape(len(self.keys), *self.members), count > 0)
-            self.progress.update(lo + int(count.max()), self.logs)
+        if self.progress is not None and self.training:
+            self.logs = self._shown(self.rows[-1][-1], self.active)
+            self.progress.update(self.epochs_run, self.logs)
 
     def _step_rates(self) -> list:
         """Each epoch's rate as the step takes it: a number where the members agree, else an array
