@@ -239,20 +239,8 @@ class Ensemble:
             for i in range(k)
         ]
         plan = plans[0]
-        Xv_in, tv_in = options.get("validation_data") or (None, None)
-        sample_weight = options.get("sample_weight")
-        place = same_place(X=X, t=t, X_val=Xv_in, t_val=tv_in, sample_weight=sample_weight)
-        net = self._net._follow(place, "X", X)
-        X = net._input(X, "X")
-        t, classes = net._targets(t, X.shape[0], plan.loss, options.get("classes"))
-        w = None if sample_weight is None else net._sample_weight(sample_weight, X.shape[0])
-        Xv = tv = None
-        if plan.validation_split:  # the same held-out rows for every member, drawn from the first one's seed
-            X, t, w, Xv, tv = net._split(X, t, w, plan.validation_split, self.seeds[0])
-        elif Xv_in is not None:
-            Xv = net._input(Xv_in, "X_val")
-            tv, _ = net._targets(tv_in, Xv.shape[0], plan.loss, classes, label="t_val")
-
+        # validation_split holds out the same rows for every member, drawn from the first one's seed
+        net, X, t, w, Xv, tv, classes = self._net._intake(X, t, plan, options)
         moved = net is not self._net
         dtype = B.dtype_name(net.dtype)
         opts = [p.opt for p in plans]

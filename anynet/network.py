@@ -437,35 +437,10 @@ class Network:
 
         client = options.pop("client", None)
         plan = train.plan(self.output_activation, **options)
-        Xv_in, tv_in = options.get("validation_data") or (None, None)
-        sample_weight = options.get("sample_weight")
         on = cluster.client_for(X, client, plan.engine)
-        if on is None:
-            place = same_place(X=X, t=t, X_val=Xv_in, t_val=tv_in, sample_weight=sample_weight)
-            net = self._follow(place, "X", X)
-            X = net._input(X, "X")
-            t, classes = net._targets(t, X.shape[0], plan.loss, options.get("classes"))
-        else:  # data-parallel, where the rows live; t may come from the host
-            if sample_weight is not None:
-                msg = "sample_weight is not supported on a Dask cluster yet; train without it, or on NumPy"
-                raise ValueError(msg)
+        if on is not None:  # data-parallel, where the rows live
             plan = dataclasses.replace(plan, engine="distributed")
-            net = self._follow(same_place(X=X, X_val=Xv_in), "X", X)
-            X, t, classes = net._cluster_data(on, X, t, plan.loss, options.get("classes"))
-        n = X.shape[0]
-        w = None if sample_weight is None else net._sample_weight(sample_weight, n)
-        xp = net.xp
-        Xv = tv = None
-        if plan.validation_split:
-            X, t, w, Xv, tv = net._split(X, t, w, plan.validation_split, net.seed, host_index=on is not None)
-        elif Xv_in is not None and on is not None:
-            Xv, tv, _ = net._cluster_data(on, Xv_in, tv_in, plan.loss, classes, "X_val", "t_val")
-        elif Xv_in is not None:
-            Xv = net._input(Xv_in, "X_val")
-            tv, _ = net._targets(tv_in, Xv.shape[0], plan.loss, classes, label="t_val")
-        if on is not None:
-            held = cluster.persist(on, {"X": X, "t": t} | ({} if Xv is None else {"X_val": Xv, "t_val": tv}))
-            X, t, Xv, tv = held["X"], held["t"], held.get("X_val"), held.get("t_val")
+        net, X, t, w, Xv, tv, classes = self._intake(X, t, plan, options, on)
         if plan.reset:
             layers, state, trained = net._initial_layers(), None, 0
         else:
@@ -485,7 +460,7 @@ class Network:
                 tv,
                 plan=plan,
                 acts=net._acts,
-                xp=xp,
+                xp=net.xp,
                 backend=net.backend,
                 device=net.device,
                 native=net._native,
@@ -503,6 +478,40 @@ class Network:
         if result.diverged:
             raise train.DivergedError(result.diverged[0], result.history)
         return result.history
+
+    def _intake(self, X: Any, t: Any, plan: Any, options: dict, on: Any = None) -> tuple:
+        """A fit's data checked and placed once, for this network or a stack of its shape: ``(net, X,
+        t, w, X_val, t_val, classes)``, ``net`` being this network or a copy moved to where the arrays
+        live, ``w`` the row weights ``(n, 1)`` or ``None``. ``on``: a ``dask.distributed`` client whose
+        workers keep the rows (``t`` may then come from the host)."""
+        from . import cluster
+
+        Xv_in, tv_in = options.get("validation_data") or (None, None)
+        sample_weight = options.get("sample_weight")
+        if on is None:
+            place = same_place(X=X, t=t, X_val=Xv_in, t_val=tv_in, sample_weight=sample_weight)
+            net = self._follow(place, "X", X)
+            X = net._input(X, "X")
+            t, classes = net._targets(t, X.shape[0], plan.loss, options.get("classes"))
+        else:
+            if sample_weight is not None:
+                msg = "sample_weight is not supported on a Dask cluster yet; train without it, or on NumPy"
+                raise ValueError(msg)
+            net = self._follow(same_place(X=X, X_val=Xv_in), "X", X)
+            X, t, classes = net._cluster_data(on, X, t, plan.loss, options.get("classes"))
+        w = None if sample_weight is None else net._sample_weight(sample_weight, X.shape[0])
+        Xv = tv = None
+        if plan.validation_split:
+            X, t, w, Xv, tv = net._split(X, t, w, plan.validation_split, net.seed, host_index=on is not None)
+        elif Xv_in is not None and on is not None:
+            Xv, tv, _ = net._cluster_data(on, Xv_in, tv_in, plan.loss, classes, "X_val", "t_val")
+        elif Xv_in is not None:
+            Xv = net._input(Xv_in, "X_val")
+            tv, _ = net._targets(tv_in, Xv.shape[0], plan.loss, classes, label="t_val")
+        if on is not None:
+            held = cluster.persist(on, {"X": X, "t": t} | ({} if Xv is None else {"X_val": Xv, "t_val": tv}))
+            X, t, Xv, tv = held["X"], held["t"], held.get("X_val"), held.get("t_val")
+        return net, X, t, w, Xv, tv, classes
 
     def _split(self, X: Any, t: Any, w: Any, fraction: float, seed: Any, *, host_index: bool = False) -> tuple:
         """``validation_split``: a seeded random ``fraction`` of the rows of ``X``, ``t`` (and ``w``) held
