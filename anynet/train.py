@@ -25,7 +25,7 @@ from .batches import Rows
 from .history import History
 from .progress import Progress
 from .stopping import EarlyStopping, first_best
-from .tree import leaves, tree_map
+from .tree import leaves
 
 
 class DivergedError(FloatingPointError):
@@ -561,8 +561,7 @@ class _Kept:
             if m.all():
                 base = layers
             elif m.any():
-                cond = B.from_numpy(m.reshape(*loop.members, 1, 1), loop.backend, loop.native)
-                base = tree_map(lambda a, b, cond=cond: loop.xp.where(cond, a, b), layers, base)
+                base = core.where_members(B.from_numpy(m, loop.backend, loop.native), layers, base, xp=loop.xp)
         return base
 
 

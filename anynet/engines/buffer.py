@@ -354,7 +354,7 @@ class Buffer:
                 correct.append(core.accuracy_sum(y, t, xp=xp))
             if careful:
                 good = xp.isfinite(value) if ok is None else ok & xp.isfinite(value)
-                prev = before if prev is None else _where_members(good, before, prev, xp)
+                prev = before if prev is None else core.where_members(good, before, prev, xp=xp)
                 ok = good
         if careful:
             self._prev = prev
@@ -380,15 +380,6 @@ class Buffer:
         back = 1 if self._steps > len(values) else 0
         layers = self._views(self._ops.copy(self._flats[(self._pos - back) % 3]))
         return (*self._host_values(values, correct), layers)
-
-
-def _where_members(good, new, old, xp):
-    """Per member (``good``: the members' shape), the stacked layers of ``new`` where good, else ``old``."""
-    keep = xp.reshape(good, (*good.shape, 1, 1))
-    return [
-        (xp.where(keep, Wn, Wo), None if bn is None else xp.where(keep, bn, bo))
-        for (Wn, bn), (Wo, bo) in zip(new, old, strict=True)
-    ]
 
 
 def _forward_kernel(run):

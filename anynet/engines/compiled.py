@@ -22,18 +22,6 @@ from .. import core
 UNROLL = 16
 
 
-def _where(ok, new, old):
-    """Per member (``ok``: the members' shape, ``()`` for one network), ``new`` where ok, else ``old``;
-    a leaf the members share (a stack's Adam step count) moves on."""
-
-    def pick(a, b):
-        if a.shape[: ok.ndim] != ok.shape:
-            return a
-        return jnp.where(jnp.reshape(ok, ok.shape + (1,) * (a.ndim - ok.ndim)), a, b)
-
-    return jax.tree_util.tree_map(pick, new, old)
-
-
 def _train_step(acts, loss, opt, penalised):
     def step(layers, state, X, t, lr, alpha, w=None):
         alpha = alpha if penalised else 0.0
@@ -62,7 +50,8 @@ def _run_fn(acts, loss, opt, penalised, track_acc, guard):
         new_layers, new_state, value, y = step(layers, state, X, t, lr, alpha)
         if guard:
             good = ok & jnp.isfinite(value)
-            carry = (_where(good, new_layers, layers), _where(good, new_state, state), _where(good, layers, prev), good)
+            keep = core.where_members(good, (new_layers, new_state, layers), (layers, state, prev), xp=jnp)
+            carry = (*keep, good)
         else:
             carry = (new_layers, new_state, layers, ok)
         correct = core.accuracy_sum(y, t, xp=jnp) if track_acc else jnp.zeros_like(value)
