@@ -6,7 +6,9 @@ trains in one stack: candidates that share every parameter but ``learning_rate_i
 ``momentum`` and ``random_state`` stack their networks ``(G, m, n_in, n_out)``. Each of the ``G`` groups
 is one fold with one shuffle seed, so its ``m`` members see the same rows: a step gathers one batch per
 group, ``(G, 1, b, n_in)``, from the single copy of ``X`` (a fold is a set of row indices, never a copy
-of the data), and row weights mask the padding where the groups' batches differ in length.
+of the data), and row weights mask the padding where the groups' batches differ in length. The stack
+trains in the one training loop (``anynet.train``) with members ``(G, m)``, the batches from
+``anynet.batches.Groups`` and scikit-learn's stopping rule from ``anynet.stopping.NoImprovement``.
 
 Each member takes exactly the steps ``clone(estimator).set_params(**params).fit(X[train], y[train])``
 takes: the same Glorot draws from ``random_state``, the same shuffled batches, the same per-epoch loss
@@ -20,6 +22,7 @@ learning rate, sparse ``X``, the Dask backend, or folds that miss a class) train
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 import warnings
 from collections import defaultdict
@@ -40,10 +43,13 @@ from sklearn.utils.metaestimators import _safe_split
 from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import indexable
 
-from . import activations, engines, losses, optimizers, sparse
+from . import activations, optimizers, sparse
 from . import backend as B
+from . import train as training
 from ._validate import all_finite, sample_weights
+from .batches import Groups
 from .sklearn import _OUTPUT, MLPClassifier, _BaseMLP, _glorot, _host, _on, hidden_sizes
+from .stopping import NoImprovement
 
 __all__ = ["MLPSearchCV"]
 
@@ -247,7 +253,7 @@ class _Data:
 
 class _Stack:
     """One stack's fits, trained together: ``G`` groups (a fold and a shuffle seed each) of ``m``
-    candidates, on the stacked engine."""
+    candidates, in the training loop."""
 
     def __init__(self, data: _Data, members: list[int], search: MLPSearchCV, estimators: list[_BaseMLP]) -> None:
         self.data, self.search, self.estimators = data, search, estimators
@@ -279,7 +285,7 @@ class _Stack:
             for key, fits in part:
                 by_steps[self.schedule[key[0]][1:]].append((key, fits))
             for groups in by_steps.values():
-                out.update(_Run(self, groups).train())
+                out.update(self._run(groups))
         return out
 
     def _schedules(self) -> dict[int, tuple[int, bool, int]]:
@@ -296,153 +302,88 @@ class _Stack:
             )
         return out
 
-
-class _Run:
-    """The epochs of one set of groups that step together."""
-
-    def __init__(self, stack: _Stack, groups: list) -> None:
-        self.stack, self.groups = stack, groups
-        data, est = stack.data, stack.first
-        self.template = _template(data, est, stack.units)
-        net = self.template._net
-        self.net, self.xp = net, net.xp
-        self.G, self.m = len(groups), len(groups[0][1])
-        self.folds = [key[0] for key, _ in groups]
-        self.fits = [[c for c, _, _ in fits] for _, fits in groups]  # (G, m) candidate indices
-        dtype = B.dtype_name(net.dtype)
+    def _run(self, groups: list) -> dict[tuple[int, int], dict]:
+        """The groups that step together (a fold and a shuffle seed each, of ``m`` candidates) trained
+        as one ``(G, m)`` stack by the training loop, with scikit-learn's stopping rule, then scored."""
+        data, est = self.data, self.first
+        tpl = _template(data, est, self.units)
+        net = tpl._net
+        folds = [key[0] for key, _ in groups]
+        fits = [[c for c, _, _ in f] for _, f in groups]  # (G, m) candidate indices
         native = B.native_device(net.backend, net.device)
-        self._to = lambda a: B.from_numpy(np.ascontiguousarray(a, dtype=dtype), net.backend, native)
-        self._index = lambda a: B.from_numpy(np.asarray(a, dtype=np.int64), net.backend, native)
-        n_layers = len(stack.units) - 1
-        self.layers = [
+        on = {"backend": net.backend, "native": native, "dtype": B.dtype_name(net.dtype)}
+        stack = [
             (
-                self._to([[w[i] for _, w, _ in fits] for _, fits in groups]),
-                self._to([[b[i][None, :] for _, _, b in fits] for _, fits in groups]),
+                np.array([[w[i] for _, w, _ in f] for _, f in groups]),
+                np.array([[b[i][None, :] for _, _, b in f] for _, f in groups]),
             )
-            for i in range(n_layers)
+            for i in range(len(self.units) - 1)
         ]
-        ests = [[stack.estimators[c] for c in row] for row in self.fits]
-        self.lr = self._per_member([[float(e.learning_rate_init) for e in row] for row in ests])
-        self.alpha = self._per_member([[float(e.alpha) for e in row] for row in ests])
+        layers = net._to_device(stack, on["dtype"])
+
+        def each(name: str) -> np.ndarray:
+            return np.array([[float(getattr(self.estimators[c], name)) for c in row] for row in fits])
+
         if est.solver == "sgd":
-            momentum = self._per_member([[float(e.momentum) for e in row] for row in ests])
-            self.opt = optimizers.SGD(momentum=momentum, nesterov=bool(est.nesterovs_momentum))
+            opt = optimizers.SGD(
+                momentum=training.per_member(each("momentum"), **on), nesterov=bool(est.nesterovs_momentum)
+            )
         else:
-            self.opt = optimizers.Adam(beta_1=float(est.beta_1), beta_2=float(est.beta_2), epsilon=float(est.epsilon))
-        out = _OUTPUT[self.template.out_activation_]
-        self.acts = [activations.get(net.activation)] * (n_layers - 1) + [activations.get(out[0])]
-        self.loss = losses.get(out[1])
-        self.X = _on(data.X, net, "X")
-        self.T = _on(data.T, net, "y")
-        self.W = None if data.sw is None else _on(data.sw.reshape(-1, 1), net, "sample_weight")
-
-    def _per_member(self, values: list[list[float]]) -> Any:
-        """One number when every member agrees, else ``(G, m, 1, 1)`` on the backend."""
-        flat = np.asarray(values, dtype=float)
-        if (flat == flat.flat[0]).all():
-            return float(flat.flat[0])
-        return self._to(flat[:, :, None, None])
-
-    def train(self) -> dict[tuple[int, int], dict]:
-        stack, data, xp = self.stack, self.stack.data, self.xp
-        est = stack.first
-        G, m = self.G, self.m
-        _, batched, steps = stack.schedule[self.folds[0]]
-        sizes = [stack.schedule[f][0] for f in self.folds]
-        rows = [data.splits[f][0] for f in self.folds]
-        n_train = np.array([len(r) for r in rows], dtype=float)
-        rngs = [np.random.default_rng(key[1]) for key, _ in self.groups]
-        # Per step: each group's batch length, the padded length, the row mask and the row counts; the
-        # lengths do not depend on the shuffle, so all of this is made once.
-        plan = []
-        for s in range(steps):
-            lengths = np.array([max(0, min(b, len(r) - s * b)) for b, r in zip(sizes, rows, strict=True)])
-            width = int(lengths.max())
-            valid = np.arange(width)[None, :] < lengths[:, None]  # (G, width)
-            mask = None if valid.all() else self._to(valid[:, None, :, None])
-            plan.append((lengths, width, valid, mask, self._to(lengths[:, None])))
-        Engine = engines.REGISTRY["stacked"].load()
-        eng = Engine(
-            self.layers,
-            self.opt.init(self.layers, xp=xp),
-            acts=self.acts,
-            loss=self.loss,
-            opt=self.opt,
-            alpha=self.alpha,
-            xp=xp,
-            backend=self.net.backend,
+            opt = optimizers.Adam(beta_1=float(est.beta_1), beta_2=float(est.beta_2), epsilon=float(est.epsilon))
+        out, loss = _OUTPUT[tpl.out_activation_]
+        acts = (activations.get(net.activation),) * (len(self.units) - 2) + (activations.get(out),)
+        batches = Groups(
+            _on(data.X, net, "X"),
+            _on(data.T, net, "y"),
+            None if data.sw is None else _on(data.sw.reshape(-1, 1), net, "sample_weight"),
+            [data.splits[f][0] for f in folds],
+            [self.schedule[f][0] for f in folds],
+            shuffle=self.schedule[folds[0]][1] and est.shuffle,
+            seeds=[key[1] for key, _ in groups],
+            **on,
         )
-        shuffle = batched and est.shuffle
-        curves = np.zeros((est.max_iter, G, m))
-        best = np.full((G, m), np.inf)
-        count = np.zeros((G, m), dtype=int)
-        active = np.ones((G, m), dtype=bool)
-        final = np.empty((G, m), dtype=object)  # the stacked layers each stopped member keeps its slice of
-        epochs = np.zeros((G, m), dtype=int)
+        plan = training.plan(out, epochs=est.max_iter, loss=loss, optimizer=opt, verbose=0, on_divergence="continue")
+        lr = each("learning_rate_init")
         t0 = time.perf_counter()
-        with B.quiet_overflow(self.net.backend), B.no_autograd(self.net.backend):
-            for epoch in range(est.max_iter):
-                orders = [rng.permutation(len(r)) if shuffle else None for rng, r in zip(rngs, rows, strict=True)]
-                total = 0.0
-                for s, (lengths, width, valid, mask, counts) in enumerate(plan):
-                    index = np.zeros((G, width), dtype=np.int64)
-                    for g in range(G):
-                        lo, hi = s * sizes[g], s * sizes[g] + lengths[g]
-                        index[g, : lengths[g]] = rows[g][lo:hi] if orders[g] is None else rows[g][orders[g][lo:hi]]
-                    index[~valid] = rows[0][0]  # padding: any row, weighted 0
-                    Xb, tb, wb = self._batch(index, mask)
-                    value, _ = eng.step(Xb, tb, self.lr, w=wb)
-                    total = total + value * counts
-                loss = B.to_numpy(total) / n_train[:, None]  # each fit's mean loss over its epoch, (G, m)
-                curves[epoch] = loss
-                epochs[active] += 1
-                # scikit-learn's rule: no improvement of more than tol for n_iter_no_change epochs
-                worse = loss > best - est.tol
-                count = np.where(worse, count + 1, 0)
-                best = np.where(loss < best, loss, best)
-                stop = active & (count > est.n_iter_no_change)
-                if stop.any():
-                    snapshot = eng.snapshot()  # the engine may write its buffers again next step
-                    for g, j in zip(*np.nonzero(stop), strict=True):
-                        final[g, j] = snapshot
-                active &= ~stop
-                if not active.any():
-                    break
+        result = training.fit(
+            layers,
+            None,
+            batches,
+            plan=dataclasses.replace(plan, track_accuracy=False),  # nothing reads it, and padding would count
+            acts=acts,
+            xp=net.xp,
+            backend=net.backend,
+            device=net.device,
+            native=native,
+            lrs=np.broadcast_to(lr, (est.max_iter, *lr.shape)),
+            alpha=training.per_member(each("alpha"), **on),
+            opt=opt,
+            stopping=NoImprovement(est.tol, est.n_iter_no_change),
+        )
         seconds = time.perf_counter() - t0
-        if active.any():
+        if result.error is not None:
+            raise result.error
+        histories = np.array(result.histories, dtype=object).reshape(len(groups), -1)
+        if not all(h.stopped_early for h in result.histories):
             warnings.warn(
                 f"Stochastic Optimizer: Maximum iterations ({est.max_iter}) reached and the optimization "
                 "hasn't converged yet.",
                 ConvergenceWarning,
                 stacklevel=5,
             )
-        for g, j in zip(*np.nonzero(active), strict=True):
-            final[g, j] = eng.layers
-        return self._score(final, curves, epochs, n_train, seconds / (G * m))
+        return self._score(tpl, result.layers, folds, fits, histories, seconds / histories.size)
 
-    def _batch(self, index: np.ndarray, mask: Any) -> tuple[Any, Any, Any]:
-        """Rows ``index`` ``(G, b)`` of ``X``, the targets and the row weights, ``(G, 1, b, ...)``."""
-        xp = self.xp
-        G, width = index.shape
-        flat = self._index(index.reshape(-1))
-        Xb = xp.reshape(xp.take(self.X, flat, axis=0), (G, 1, width, self.X.shape[1]))
-        tb = xp.reshape(xp.take(self.T, flat, axis=0), (G, 1, width, self.T.shape[1]))
-        if self.W is None:
-            return Xb, tb, mask
-        wb = xp.reshape(xp.take(self.W, flat, axis=0), (G, 1, width, 1))
-        return Xb, tb, wb if mask is None else wb * mask
-
-    def _score(self, final, curves, epochs, n_train, fit_time) -> dict[tuple[int, int], dict]:
+    def _score(self, tpl, layers, folds, fits, histories, fit_time) -> dict[tuple[int, int], dict]:
         """Each fit as a fitted estimator, scored on its fold as ``GridSearchCV`` scores it."""
-        search, stack, data = self.stack.search, self.stack, self.stack.data
+        search, data = self.search, self.data
         scorers = search._get_scorers()[0]
         out = {}
-        for g in sorted(range(self.G), key=lambda g: self.folds[g]):  # fold by fold: one training split at a time
-            f = self.folds[g]
+        for g in sorted(range(len(folds)), key=lambda g: folds[g]):  # fold by fold: one training split at a time
+            f = folds[g]
             X_test, y_test, on_test, *on_train_rows = data.test(f, search.estimator, train=search.return_train_score)
-            for j in range(self.m):
-                c = self.fits[g][j]
-                est = self._fitted(stack.estimators[c], final[g, j], g, j, curves, int(epochs[g, j]), n_train[g])
+            for j, c in enumerate(fits[g]):
+                mine = [(W[g, j, ...], b[g, j, 0, ...]) for W, b in layers]
+                est = _fitted(tpl, self.estimators[c], mine, histories[g, j], len(data.splits[f][0]))
                 result: dict[str, Any] = {"fit_time": fit_time, "n_test_samples": _num_samples(X_test)}
                 if est is None:
                     result.update(_failed(scorers, search, "Solver produced non-finite parameter weights."))
@@ -458,27 +399,27 @@ class _Run:
                 out[c, f] = result
         return out
 
-    def _fitted(self, est, layers, g, j, curves, epochs, n_train):
-        """``est`` holding member ``(g, j)``'s weights and fit record, or ``None`` if they are not finite."""
-        mine = [(W[g, j, ...], b[g, j, 0, ...]) for W, b in layers]
-        if not all(all_finite(a, self.xp) for pair in mine for a in pair):
-            return None
-        est = clone(est)
-        tpl = self.template
-        for name in ("n_features_in_", "feature_names_in_", "n_outputs_", "n_layers_", "out_activation_"):
-            if hasattr(tpl, name):
-                setattr(est, name, getattr(tpl, name))
-        if isinstance(est, MLPClassifier):
-            est._label_binarizer, est.classes_ = tpl._label_binarizer, tpl.classes_
-        est._data_place = tpl._data_place
-        est._net = self.net.with_layers(mine)
-        est.n_iter_ = epochs
-        est.loss_curve_ = curves[:epochs, g, j].tolist()
-        est.loss_ = est.loss_curve_[-1]
-        est.best_loss_ = float(np.min(est.loss_curve_))
-        est.t_ = int(epochs * n_train)
-        est.validation_scores_ = est.best_validation_score_ = None
-        return est
+
+def _fitted(tpl: _BaseMLP, est: _BaseMLP, layers: list, history: Any, n_train: int) -> _BaseMLP | None:
+    """``est`` holding one member's ``layers`` and fit record, or ``None`` if the weights are not finite."""
+    xp = tpl._net.xp
+    if not all(all_finite(a, xp) for pair in layers for a in pair):
+        return None
+    est = clone(est)
+    for name in ("n_features_in_", "feature_names_in_", "n_outputs_", "n_layers_", "out_activation_"):
+        if hasattr(tpl, name):
+            setattr(est, name, getattr(tpl, name))
+    if isinstance(est, MLPClassifier):
+        est._label_binarizer, est.classes_ = tpl._label_binarizer, tpl.classes_
+    est._data_place = tpl._data_place
+    est._net = tpl._net.with_layers(layers)
+    est.n_iter_ = history.epochs
+    est.loss_curve_ = list(history.loss)
+    est.loss_ = est.loss_curve_[-1]
+    est.best_loss_ = float(np.min(est.loss_curve_))
+    est.t_ = int(history.epochs * n_train)
+    est.validation_scores_ = est.best_validation_score_ = None
+    return est
 
 
 def _template(data: _Data, est: _BaseMLP, units: list[int]) -> _BaseMLP:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from .losses import l2, rows
+from .tree import tree_map
 
 Layers = list  # [(W, b | None), ...]
 
@@ -112,3 +113,16 @@ def accuracy_sum(y: Any, t: Any, /, *, xp) -> Any:
     else:
         hit = xp.argmax(y, axis=-1) == xp.argmax(t, axis=-1)
     return xp.sum(xp.astype(hit, y.dtype), axis=-1)
+
+
+def where_members(ok: Any, new: Any, old: Any, /, *, xp) -> Any:
+    """Per member, ``new`` where ``ok`` else ``old``: ``ok`` has the members' shape (``()`` for one
+    network), ``new`` and ``old`` are trees of one structure (layers, an optimizer's state) whose
+    arrays lead with the members' axes; an array without them (a stack's shared step count) is ``new``'s."""
+
+    def pick(a, b):
+        if tuple(a.shape[: ok.ndim]) != tuple(ok.shape):
+            return a
+        return xp.where(xp.reshape(ok, (*ok.shape, *(1,) * (a.ndim - ok.ndim))), a, b)
+
+    return tree_map(pick, new, old)

@@ -11,6 +11,7 @@ from . import activations, core, defaults, losses, sparse
 from . import backend as B
 from . import init as initialisers
 from ._validate import all_finite, check_shape, host_2d, kind_of, not_finite_message, same_place, sample_weights
+from .batches import Rows
 from .tree import tree_map
 
 
@@ -451,24 +452,69 @@ class Network:
 
         client = options.pop("client", None)
         plan = train.plan(self.output_activation, **options)
+        on = cluster.client_for(X, client, plan.engine)
+        if on is not None:  # data-parallel, where the rows live
+            plan = dataclasses.replace(plan, engine="distributed")
+        net, X, t, w, Xv, tv, classes = self._intake(X, t, plan, options, on)
+        if plan.reset:
+            layers, state, trained = net._initial_layers(), None, 0
+        else:
+            resume = net._opt == plan.opt and net._opt_state is not None
+            layers, state, trained = net.layers, (net._opt_state if resume else None), net.epochs_trained
+        seed = plan.seed if plan.seed is not None else [net.seed or 0, trained]
+        rng = np.random.default_rng(seed)
+        data = Rows(
+            X, t, w, size=plan.batch_size, shuffle=plan.shuffle, rng=rng, backend=net.backend, native=net._native
+        )
+        with cluster.computing_on(on):
+            result = train.fit(
+                layers,
+                state,
+                data,
+                Xv,
+                tv,
+                plan=plan,
+                acts=net._acts,
+                xp=net.xp,
+                backend=net.backend,
+                device=net.device,
+                native=net._native,
+                view=net.with_layers,
+            )
+        # Commit: everything above could still refuse; from here the fit has happened.
+        if net is not self:
+            self.__dict__.update(net.__dict__)
+        self.layers, self._opt, self._opt_state = result.layers, result.opt, result.state
+        self.classes = classes
+        self.epochs_trained = trained + result.history.epochs
+        self.history = result.history
+        if result.error is not None:
+            raise result.error
+        if result.diverged:
+            raise train.DivergedError(result.diverged[0], result.history)
+        return result.history
+
+    def _intake(self, X: Any, t: Any, plan: Any, options: dict, on: Any = None) -> tuple:
+        """A fit's data checked and placed once, for this network or a stack of its shape: ``(net, X,
+        t, w, X_val, t_val, classes)``, ``net`` being this network or a copy moved to where the arrays
+        live, ``w`` the row weights ``(n, 1)`` or ``None``. ``on``: a ``dask.distributed`` client whose
+        workers keep the rows (``t`` may then come from the host)."""
+        from . import cluster
+
         Xv_in, tv_in = options.get("validation_data") or (None, None)
         sample_weight = options.get("sample_weight")
-        on = cluster.client_for(X, client, plan.engine)
         if on is None:
             place = same_place(X=X, t=t, X_val=Xv_in, t_val=tv_in, sample_weight=sample_weight)
             net = self._follow(place, "X", X)
             X = net._input(X, "X")
             t, classes = net._targets(t, X.shape[0], plan.loss, options.get("classes"))
-        else:  # data-parallel, where the rows live; t may come from the host
+        else:
             if sample_weight is not None:
                 msg = "sample_weight is not supported on a Dask cluster yet; train without it, or on NumPy"
                 raise ValueError(msg)
-            plan = dataclasses.replace(plan, engine="distributed")
             net = self._follow(same_place(X=X, X_val=Xv_in), "X", X)
             X, t, classes = net._cluster_data(on, X, t, plan.loss, options.get("classes"))
-        n = X.shape[0]
-        w = None if sample_weight is None else net._sample_weight(sample_weight, n)
-        xp = net.xp
+        w = None if sample_weight is None else net._sample_weight(sample_weight, X.shape[0])
         Xv = tv = None
         if plan.validation_split:
             X, t, w, Xv, tv = net._split(X, t, w, plan.validation_split, net.seed, host_index=on is not None)
@@ -480,40 +526,7 @@ class Network:
         if on is not None:
             held = cluster.persist(on, {"X": X, "t": t} | ({} if Xv is None else {"X_val": Xv, "t_val": tv}))
             X, t, Xv, tv = held["X"], held["t"], held.get("X_val"), held.get("t_val")
-        if plan.reset:
-            layers, state, trained = net._initial_layers(), None, 0
-        else:
-            resume = net._opt == plan.opt and net._opt_state is not None
-            layers, state, trained = net.layers, (net._opt_state if resume else None), net.epochs_trained
-        seed = plan.seed if plan.seed is not None else [net.seed or 0, trained]
-        with cluster.computing_on(on):
-            result = train.fit(
-                layers,
-                state,
-                X,
-                t,
-                Xv,
-                tv,
-                plan=plan,
-                acts=net._acts,
-                xp=xp,
-                backend=net.backend,
-                device=net.device,
-                native=net._native,
-                rng=np.random.default_rng(seed),
-                view=net.with_layers,
-                w=w,
-            )
-        # Commit: everything above could still refuse; from here the fit has happened.
-        if net is not self:
-            self.__dict__.update(net.__dict__)
-        self.layers, self._opt, self._opt_state = result.layers, result.opt, result.state
-        self.classes = classes
-        self.epochs_trained = trained + result.history.epochs
-        self.history = result.history
-        if result.error is not None:
-            raise result.error
-        return result.history
+        return net, X, t, w, Xv, tv, classes
 
     def _split(self, X: Any, t: Any, w: Any, fraction: float, seed: Any, *, host_index: bool = False) -> tuple:
         """``validation_split``: a seeded random ``fraction`` of the rows of ``X``, ``t`` (and ``w``) held

@@ -209,8 +209,9 @@ def _weights(ens):
         ({"alpha": [0, 0, 0, 0]}, ValueError, "alpha has 4 values but the ensemble has 3 members"),
         ({"momentum": [[0.1, 0.2, 0.3]]}, ValueError, "momentum has 3 values but the ensemble has 3 members"),
         ({"lr": [0.1, -1.0, 0.2]}, ValueError, "lr must be a positive finite number, got -1.0"),
-        ({"engine": "buffer"}, ValueError, "engine 'buffer' cannot train an ensemble"),
-        ({"callbacks": [print]}, ValueError, "does not take callbacks"),
+        ({"engine": "distributed"}, ValueError, "engine='distributed' cannot run this: it trains one network, not a"),
+        ({"engine": "stacked"}, ValueError, "unknown engine 'stacked'"),
+        ({"callbacks": ["print"]}, TypeError, "callbacks must be callables"),
         ({"epochs": 2, "optimizer": "nadam"}, ValueError, "unknown optimizer 'nadam'"),
     ],
 )

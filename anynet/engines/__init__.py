@@ -24,16 +24,22 @@ class Engine(Protocol):
     ``state`` are the live values (in the pure optimizer's state format); ``snapshot()`` gives layers
     that later steps will not overwrite.
 
+    An engine whose class says ``stacks = True`` also trains a stack of networks of one shape: ``W``:
+    ``(*members, n_in, n_out)``, ``b``: ``(*members, 1, n_out)``, the core's math broadcast over the
+    leading member axes, so that each member computes what it would alone. Its losses (and correct
+    counts) are then one per member, ``lr`` and ``alpha`` numbers or ``(*members, 1, 1)`` arrays.
+
     Optional hooks, looked up with ``getattr``:
 
     - ``refuses(backend, acts, loss, opt) -> str | None`` (a staticmethod): why this engine cannot run
       that job, or ``None``; ``engine="auto"`` skips an engine that refuses, a named one raises.
-    - ``run(X, t, lrs, track_acc) -> (values, correct)``: many full-batch epochs in one call, one
-      loss (and correct count) per epoch as host arrays; it stops after the first non-finite loss.
+    - ``run(X, t, lrs, track_acc) -> (values, correct)``: many full-batch epochs in one call (``lrs``
+      numbers, or host ``(epochs, *members, 1, 1)``), one loss (and correct count) per epoch and member
+      as host arrays; it may stop once every member has had a non-finite loss.
     - ``epoch(X, t, order, bs, lr, track_acc) -> (total, correct)``: one whole mini-batch epoch over
       ``X[order]`` in one call (``order`` a host permutation, or ``None`` for the given order).
-    - ``last_finite()``: after ``run`` or ``epoch`` stopped on a non-finite loss, the layers that
-      produced the last finite loss of this fit (or the starting ones).
+    - ``last_finite()``: after ``run``, per member, the layers that produced its last finite loss of
+      this fit (or the starting ones).
     - ``previous(k)``: the weights from ``k`` (1 or 2) steps ago, kept without a copy.
     - ``remote = True``: the batch outputs stay where the data lives (other machines), so ``fit``
       runs every epoch, full batch too, through ``epoch``, and reads nothing of ``step``'s ``y``.
@@ -74,7 +80,6 @@ REGISTRY: dict[str, Entry] = {
     "compiled": Entry("anynet.engines.compiled:Compiled", auto=("jax",)),
     # chosen by Network.fit when a dask.distributed client is active, never as a backend's auto
     "distributed": Entry("anynet.engines.distributed:Distributed"),
-    "stacked": Entry("anynet.engines.stacked:Stacked"),
 }
 #: other names accepted for an engine
 ALIASES = {"inplace": "buffer"}
@@ -95,18 +100,27 @@ def check(engine: str) -> str:
 
 
 def select(
-    engine: str, backend: str, *, acts: Any, loss: Any, opt: Any, weighted: bool = False, sparse: bool = False
+    engine: str,
+    backend: str,
+    *,
+    acts: Any,
+    loss: Any,
+    opt: Any,
+    weighted: bool = False,
+    sparse: bool = False,
+    stack: bool = False,
 ) -> type:
     """The engine class that runs this job: the named one (a ValueError says why it can't), or for
     ``"auto"`` the first engine serving ``backend`` that takes the job, else the reference.
-    ``weighted``: the rows carry weights; ``sparse``: ``X`` is a SciPy sparse matrix. An engine takes
-    those only if it says so (``row_weights``, ``sparse_input`` class attributes)."""
+    ``weighted``: the rows carry weights; ``sparse``: ``X`` is a SciPy sparse matrix; ``stack``: the
+    parameters are a stack of members. An engine takes those only if it says so (``row_weights``,
+    ``sparse_input``, ``stacks`` class attributes)."""
     asked, engine = engine, check(engine)
     if engine == "auto":
         for entry in REGISTRY.values():
             if backend in entry.auto:
                 cls = entry.load()
-                if _refusal(cls, backend, acts, loss, opt, weighted, sparse) is None:
+                if _refusal(cls, backend, acts, loss, opt, weighted, sparse, stack) is None:
                     return cls
         return REGISTRY["reference"].load()
     try:
@@ -114,14 +128,16 @@ def select(
     except ImportError as exc:  # e.g. the compiled engine without JAX installed
         msg = f"engine={asked!r} cannot run this: it needs {exc.name or 'a library'}, which is not installed ({exc})"
         raise ValueError(msg) from None
-    reason = _refusal(cls, backend, acts, loss, opt, weighted, sparse)
+    reason = _refusal(cls, backend, acts, loss, opt, weighted, sparse, stack)
     if reason is not None:
         msg = f"engine={asked!r} cannot run this: {reason}; use engine='auto' or engine='reference'"
         raise ValueError(msg)
     return cls
 
 
-def _refusal(cls: type, backend: str, acts: Any, loss: Any, opt: Any, weighted: bool, sparse: bool) -> str | None:
+def _refusal(cls, backend, acts, loss, opt, weighted: bool, sparse: bool, stack: bool) -> str | None:
+    if stack and not getattr(cls, "stacks", False):
+        return "it trains one network, not a stack of members"
     if weighted and not getattr(cls, "row_weights", False):
         return "it takes no row weights (sample_weight)"
     if sparse and not getattr(cls, "sparse_input", False):

@@ -10,11 +10,11 @@ next weights into the oldest, so the two previous steps' weights are still there
 out non-finite, without a copy per step. ``step`` takes row weights ``w`` (``(n, 1)``, or
 ``(..., n, 1)`` per member of a stack) through the loss's pure form.
 
-It also trains a stack of networks (the stacked engine hands it one on NumPy, CuPy and PyTorch):
-``W``: ``(..., n_in, n_out)``, ``b``: ``(..., 1, n_out)``, products broadcast over the leading axes,
-each bias gradient one product with a row of ones, each loss value one per member,
-and per-member ``lr``, ``alpha`` and optimizer settings (``(..., 1, 1)`` arrays) spread out once to one
-value per parameter, so the optimizer's flat kernel runs unchanged.
+It also trains a stack of networks (``anynet.Ensemble``, ``MLPSearchCV``): ``W``: ``(..., n_in, n_out)``,
+``b``: ``(..., 1, n_out)``, products broadcast over the leading axes, each bias gradient one product
+with a row of ones, each loss value one per member, and per-member ``lr``, ``alpha`` and optimizer
+settings (``(..., 1, 1)`` arrays) spread out once to one value per parameter, so the optimizer's flat
+kernel runs unchanged. A stack's whole runs keep the losses on the device until the chunk ends.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from . import graphs
 class Buffer:
     name = "buffer"
     row_weights = True  # through the loss's pure form; the whole-run hook is not used with weights
+    stacks = True
 
     @staticmethod
     def refuses(backend, acts, loss, opt):
@@ -72,6 +73,7 @@ class Buffer:
         self._run_correct: list = []
         self._graph: graphs.GraphRun | None = None  # full-batch steps captured on this data, if any
         self._uncapturable = None  # the data whose step failed to capture: its runs go eagerly
+        self._prev = None  # a stack's run that met a non-finite loss: each member's last finite weights
 
     def _pack(self, tree):
         """One new flat buffer holding every array of ``tree`` (a list of ``(W, b | None)``)."""
@@ -152,9 +154,13 @@ class Buffer:
         return self._ring[(self._pos - k) % 3]
 
     def last_finite(self):
-        # run() stops right after the step whose loss was not finite: that loss came from the weights
+        if self._stacked:
+            return self._prev if self._prev is not None else tree_map(self._ops.copy, self.previous(1))
+        # run() stops right after a step whose loss was not finite: that loss came from the weights
         # one step back, the last finite one from two back, unless this fit has taken fewer steps.
-        return self._ring[(self._pos - 2) % 3] if self._steps >= 2 else self._ring[self._start]
+        values = self._run_values
+        back = 2 if values and not math.isfinite(values[-1]) else 1
+        return self._ring[(self._pos - back) % 3] if self._steps >= back else self._ring[self._start]
 
     def _buffers(self, X):
         """Per layer, this batch shape's buffers and the activation's forms:
@@ -261,6 +267,8 @@ class Buffer:
         self._steps = 0
         self._start = self._pos
         self._run_values, self._run_correct = [], []
+        if self._stacked:
+            return self._run_stack(X, t, lrs, track_acc)
         capture = graphs.capture_for(self, X, lrs)
         if capture is None:
             self._eager(X, t, lrs, track_acc)
@@ -305,10 +313,58 @@ class Buffer:
             if not isfinite(v):
                 break
 
+    def _run_stack(self, X, t, lrs, track_acc):
+        """A stack's full-batch epochs, the losses left on the device until the chunk ends. If one turns
+        out not finite, the chunk runs again from its start, keeping for each member the weights that
+        produced its last finite loss (for ``last_finite``)."""
+        lrs = self._rates(lrs)
+        start = self.checkpoint()
+        self._prev = None
+        self._stack_epochs(X, t, lrs, track_acc, careful=False)
+        values, correct = self._host_values()
+        if not np.isfinite(values).all():
+            self.restore(start)
+            self._stack_epochs(X, t, lrs, track_acc, careful=True)
+            values, correct = self._host_values()
+        return values, correct
+
+    def _rates(self, lrs):
+        """The chunk's rates (numbers, or host ``(epochs, ..., 1, 1)``) as the step takes them: numbers,
+        or per-member arrays on the stack's device, one array per run of equal rows (the step spreads
+        each distinct one over its parameters once)."""
+        out, last_host, last = [], None, None
+        for lr in lrs:
+            if np.ndim(lr) == 0:
+                out.append(float(lr))
+                continue
+            if last_host is None or not np.array_equal(lr, last_host):
+                last_host, last = lr, self._ops.from_host(np.asarray(lr), self._like)
+            out.append(last)
+        return out
+
+    def _stack_epochs(self, X, t, lrs, track_acc, careful):
+        xp, values, correct = self._xp, [], []
+        self._run_values, self._run_correct = values, correct
+        ok = prev = None
+        for lr in lrs:
+            before = self.snapshot() if careful else None
+            value, y = self.step(X, t, lr)
+            values.append(value)
+            if track_acc:
+                correct.append(core.accuracy_sum(y, t, xp=xp))
+            if careful:
+                good = xp.isfinite(value) if ok is None else ok & xp.isfinite(value)
+                prev = before if prev is None else core.where_members(good, before, prev, xp=xp)
+                ok = good
+        if careful:
+            self._prev = prev
+
     def _host_values(self, values=None, correct=None):
-        """The run's losses and correct counts as host arrays (the counts may still be device arrays)."""
+        """The run's losses and correct counts as host arrays (either may still be device arrays)."""
         values = self._run_values if values is None else values
         correct = self._run_correct if correct is None else correct
+        if values and not isinstance(values[0], float):
+            values = B.to_numpy(self._xp.stack(values))
         if correct and not isinstance(correct[0], float):
             correct = B.to_numpy(self._xp.stack(correct))
         return np.asarray(values, dtype=float), np.asarray(correct, dtype=float)

@@ -1,5 +1,5 @@
-"""The reference engine: the pure core, one new set of arrays per step; runs on every backend and
-is what every other engine is tested against."""
+"""The reference engine: the pure core, one new set of arrays per step; runs on every backend, for
+one network or a stack of them, and is what every other engine is tested against."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from .. import core
 class Reference:
     name = "reference"
     row_weights = True
+    stacks = True  # the core's math broadcasts over leading member axes
     sparse_input = True  # the core's X @ W and X.T @ grad_z are SciPy's sparse products on NumPy
 
     def __init__(self, layers, state, *, acts, loss, opt, alpha, xp, backend) -> None:
