@@ -32,6 +32,12 @@ from . import graphs
 
 
 class Buffer:
+    """The buffer engine. Its working state is public, for the collaborators that drive its steps
+    another way (``anynet.engines.graphs`` replays them): ``ops`` (the backend's ``out=`` operations),
+    ``like`` (an array of the parameters' dtype and device), ``xp``, ``opt``, ``stacked``, ``pos`` (the
+    ring slot of the current weights), ``steps`` (this run's), ``fstate`` (the optimizer's flat state),
+    and ``run_values``/``run_correct`` (this run's losses and correct counts so far)."""
+
     name = "buffer"
     row_weights = True  # through the loss's pure form; the whole-run hook is not used with weights
     stacks = True
@@ -48,36 +54,36 @@ class Buffer:
         return None
 
     def __init__(self, layers, state, *, acts, loss, opt, alpha, xp, backend) -> None:
-        self._ops = ops = B.buffer_ops(backend)
+        self.ops = ops = B.buffer_ops(backend)
         self._shapes = [(tuple(W.shape), None if b is None else tuple(b.shape)) for W, b in layers]
-        self._like = layers[0][0]
-        self._stacked = layers[0][0].ndim > 2
+        self.like = layers[0][0]
+        self.stacked = layers[0][0].ndim > 2
         # Own copies: the arrays the caller still holds are never written.
         first = self._pack(layers)
         self._flats = [first, ops.empty_like(first), ops.empty_like(first)]  # the other two: written before read
         self._ring = [self._views(f) for f in self._flats]
-        self._pos = 0
+        self.pos = 0
         self._start = 0  # the ring slot this fit started from, while it is still intact
-        self._acts, self._loss, self._opt, self._alpha, self._xp = acts, loss, opt, alpha, xp
+        self._acts, self._loss, self.opt, self._alpha, self.xp = acts, loss, opt, alpha, xp
         self._bufs: dict[tuple, tuple] = {}
         self._grad_flat = ops.empty_like(self._flats[0])
         self._grads = self._views(self._grad_flat)
         self._scratch = ops.empty_like(self._flats[0])
-        self._fstate = opt.flat_state(state, self._pack)
+        self.fstate = opt.flat_state(state, self._pack)
         self._flat_opt = self._spread_fields(opt)
         # the optimizer's whole update as one fused kernel, where the backend compiles kernels
         self._fused_step = ops.kernel(opt.kernel()) if callable(getattr(opt, "kernel", None)) else None
         self._lr_key = self._lr_flat = None
-        self._steps = 0
-        self._run_values: list = []
-        self._run_correct: list = []
+        self.steps = 0
+        self.run_values: list = []
+        self.run_correct: list = []
         self._graph: graphs.GraphRun | None = None  # full-batch steps captured on this data, if any
         self._uncapturable = None  # the data whose step failed to capture: its runs go eagerly
         self._prev = None  # a stack's run that met a non-finite loss: each member's last finite weights
 
     def _pack(self, tree):
         """One new flat buffer holding every array of ``tree`` (a list of ``(W, b | None)``)."""
-        return self._ops.flat(list(leaves(tree)), self._like)
+        return self.ops.flat(list(leaves(tree)), self.like)
 
     def _views(self, flat):
         """``flat`` seen as ``[(W, b | None), ...]`` (views: writing one writes the other)."""
@@ -97,7 +103,7 @@ class Buffer:
     def _spread(self, h):
         """A stack's per-member value ``(..., 1, 1)`` as one value per parameter, laid out as the flat
         buffer is."""
-        xp = self._xp
+        xp = self.xp
         return self._pack(
             [(xp.broadcast_to(h, sw), None if sb is None else xp.broadcast_to(h, sb)) for sw, sb in self._shapes]
         )
@@ -115,59 +121,59 @@ class Buffer:
 
     @property
     def layers(self):
-        return self._ring[self._pos]
+        return self._ring[self.pos]
 
     @layers.setter
     def layers(self, value):
-        self._ops.copy_into(self._flats[self._pos], self._pack(value))
+        self.ops.copy_into(self._flats[self.pos], self._pack(value))
 
     @property
     def state(self):
-        return self._opt.tree_state(self._fstate, self._views)
+        return self.opt.tree_state(self.fstate, self._views)
 
     def snapshot(self):
-        return self._views(self._ops.copy(self._flats[self._pos]))
+        return self._views(self.ops.copy(self._flats[self.pos]))
 
     def checkpoint(self):
         """A copy of the weights and the optimizer's state, for ``restore``."""
-        copy = self._ops.copy
-        return copy(self._flats[self._pos]), tree_map(copy, self._fstate), self._steps  # counts stay numbers
+        copy = self.ops.copy
+        return copy(self._flats[self.pos]), tree_map(copy, self.fstate), self.steps  # counts stay numbers
 
     def restore(self, checkpoint) -> None:
         """Back to the weights and optimizer state of ``checkpoint``."""
         flat, fstate, steps = checkpoint
-        self._ops.copy_into(self._flats[self._pos], flat)
-        self._fstate = tree_map(self._ops.copy, fstate)
-        self._steps = steps
+        self.ops.copy_into(self._flats[self.pos], flat)
+        self.fstate = tree_map(self.ops.copy, fstate)
+        self.steps = steps
         self._graph = None  # a captured step wrote the state arrays just replaced
 
     def restore_in_place(self, checkpoint) -> None:
         """``restore`` into the arrays the engine holds now (a captured step keeps writing those)."""
         flat, fstate, steps = checkpoint
-        self._ops.copy_into(self._flats[self._pos], flat)
-        for dst, src in zip(leaves(self._fstate), leaves(fstate), strict=True):
-            self._ops.copy_into(dst, src)
-        self._steps = steps
+        self.ops.copy_into(self._flats[self.pos], flat)
+        for dst, src in zip(leaves(self.fstate), leaves(fstate), strict=True):
+            self.ops.copy_into(dst, src)
+        self.steps = steps
 
     def previous(self, k: int):
         """The weights from ``k`` (1 or 2) steps ago, still intact in the ring."""
-        return self._ring[(self._pos - k) % 3]
+        return self._ring[(self.pos - k) % 3]
 
     def last_finite(self):
-        if self._stacked:
-            return self._prev if self._prev is not None else tree_map(self._ops.copy, self.previous(1))
+        if self.stacked:
+            return self._prev if self._prev is not None else tree_map(self.ops.copy, self.previous(1))
         # run() stops right after a step whose loss was not finite: that loss came from the weights
         # one step back, the last finite one from two back, unless this fit has taken fewer steps.
-        values = self._run_values
+        values = self.run_values
         back = 2 if values and not math.isfinite(values[-1]) else 1
-        return self._ring[(self._pos - back) % 3] if self._steps >= back else self._ring[self._start]
+        return self._ring[(self.pos - back) % 3] if self.steps >= back else self._ring[self._start]
 
     def _buffers(self, X):
         """Per layer, this batch shape's buffers and the activation's forms:
         ``(z, y, g, q, f_out, f, vjp_out, vjp, bias_f)``, looked up once, not once a step (``bias_f``:
         the bias and the activation in one compiled pass, or ``None``); and, for a stack, a row of
         ones ``(1, n)`` whose product with ``grad_z`` sums its rows."""
-        ops, n = self._ops, X.shape[-2]
+        ops, n = self.ops, X.shape[-2]
         plan = []
         for (shape_w, shape_b), act in zip(self._shapes, self._acts, strict=True):
             z, y, g, q = (ops.empty((*shape_w[:-2], n, shape_w[-1]), X) for _ in range(4))
@@ -181,14 +187,14 @@ class Buffer:
                 vjp_out = _vjp_kernel(fused_vjp)
             plan.append((z, y, g, q, f_out, act.f, vjp_out, act.vjp, bias_f))
         ones = None
-        if self._stacked:
-            ones = self._xp.reshape(self._xp.ones_like(X[(0,) * (X.ndim - 2)][:, 0]), (1, n))
+        if self.stacked:
+            ones = self.xp.reshape(self.xp.ones_like(X[(0,) * (X.ndim - 2)][:, 0]), (1, n))
         self._bufs[tuple(X.shape)] = plan, ones
         return plan, ones
 
     def step(self, X, t, lr, w=None):
-        ops, xp, stacked = self._ops, self._xp, self._stacked
-        layers = self._ring[self._pos]
+        ops, xp, stacked = self.ops, self.xp, self.stacked
+        layers = self._ring[self.pos]
         n = X.shape[-2]
         plan, ones = self._bufs.get(tuple(X.shape)) or self._buffers(X)
         outs = []
@@ -245,17 +251,17 @@ class Buffer:
             if lr is not self._lr_key:
                 self._lr_key, self._lr_flat = lr, self._spread(lr)
             lr = self._lr_flat
-        nxt = (self._pos + 1) % 3
+        nxt = (self.pos + 1) % 3
         if self._fused_step is not None:
-            self._fstate = self._flat_opt.fused_step(
-                self._fused_step, self._flats[self._pos], self._flats[nxt], self._grad_flat, self._fstate, lr
+            self.fstate = self._flat_opt.fused_step(
+                self._fused_step, self._flats[self.pos], self._flats[nxt], self._grad_flat, self.fstate, lr
             )
         else:
-            self._fstate = self._flat_opt.flat_step(
-                ops, self._flats[self._pos], self._flats[nxt], self._grad_flat, self._scratch, self._fstate, lr
+            self.fstate = self._flat_opt.flat_step(
+                ops, self._flats[self.pos], self._flats[nxt], self._grad_flat, self._scratch, self.fstate, lr
             )
-        self._pos = nxt
-        self._steps += 1
+        self.pos = nxt
+        self.steps += 1
         return value, outs[-1]
 
     def run(self, X, t, lrs, track_acc):
@@ -264,10 +270,10 @@ class Buffer:
         find the weights that produced the one before it in the ring. Where a capture serves the
         backend and device (``anynet.engines.graphs``: PyTorch on CUDA), the steps after the first
         few replay a CUDA graph, and the losses are read back once a block."""
-        self._steps = 0
-        self._start = self._pos
-        self._run_values, self._run_correct = [], []
-        if self._stacked:
+        self.steps = 0
+        self._start = self.pos
+        self.run_values, self.run_correct = [], []
+        if self.stacked:
             return self._run_stack(X, t, lrs, track_acc)
         capture = graphs.capture_for(self, X, lrs)
         if capture is None:
@@ -280,11 +286,11 @@ class Buffer:
             return self._host_values()
         if graph is None or graph.key != key:
             self._graph = None
-            with capture.warm_up(self._like):
+            with capture.warm_up(self.like):
                 self._eager(X, t, lrs[: graphs.WARM_UP], track_acc)
-            self._run_correct = [float(c) for c in self._run_correct]
-            done = len(self._run_values)
-            if done < graphs.WARM_UP or not math.isfinite(self._run_values[-1]):
+            self.run_correct = [float(c) for c in self.run_correct]
+            done = len(self.run_values)
+            if done < graphs.WARM_UP or not math.isfinite(self.run_values[-1]):
                 return self._host_values()
             try:
                 graph = self._graph = graphs.GraphRun(self, X, t, track_acc, capture)
@@ -302,8 +308,8 @@ class Buffer:
         return self._host_values()
 
     def _eager(self, X, t, lrs, track_acc) -> None:
-        values, correct = self._run_values, self._run_correct
-        step, isfinite, xp = self.step, math.isfinite, self._xp
+        values, correct = self.run_values, self.run_correct
+        step, isfinite, xp = self.step, math.isfinite, self.xp
         for lr in lrs:
             value, y = step(X, t, lr)
             v = float(value)
@@ -338,13 +344,13 @@ class Buffer:
                 out.append(float(lr))
                 continue
             if last_host is None or not np.array_equal(lr, last_host):
-                last_host, last = lr, self._ops.from_host(np.asarray(lr), self._like)
+                last_host, last = lr, self.ops.from_host(np.asarray(lr), self.like)
             out.append(last)
         return out
 
     def _stack_epochs(self, X, t, lrs, track_acc, careful):
-        xp, values, correct = self._xp, [], []
-        self._run_values, self._run_correct = values, correct
+        xp, values, correct = self.xp, [], []
+        self.run_values, self.run_correct = values, correct
         ok = prev = None
         for lr in lrs:
             before = self.snapshot() if careful else None
@@ -361,24 +367,24 @@ class Buffer:
 
     def _host_values(self, values=None, correct=None):
         """The run's losses and correct counts as host arrays (either may still be device arrays)."""
-        values = self._run_values if values is None else values
-        correct = self._run_correct if correct is None else correct
+        values = self.run_values if values is None else values
+        correct = self.run_correct if correct is None else correct
         if values and not isinstance(values[0], float):
-            values = B.to_numpy(self._xp.stack(values))
+            values = B.to_numpy(self.xp.stack(values))
         if correct and not isinstance(correct[0], float):
-            correct = B.to_numpy(self._xp.stack(correct))
+            correct = B.to_numpy(self.xp.stack(correct))
         return np.asarray(values, dtype=float), np.asarray(correct, dtype=float)
 
     def partial(self):
         """After ``run`` was cut short (an interrupt): the losses (and correct counts) of the epochs
         it completed, and the weights they ended with. A step commits its weights last, so if the
         cut came between a step and its loss being kept, those weights are one step back."""
-        values, correct = list(self._run_values), list(self._run_correct)[: len(self._run_values)]
+        values, correct = list(self.run_values), list(self.run_correct)[: len(self.run_values)]
         if self._graph is not None and self._graph.pending:  # replayed steps whose values were not read yet
             more, hits = self._graph.unread()
             values, correct = values + more, correct + hits
-        back = 1 if self._steps > len(values) else 0
-        layers = self._views(self._ops.copy(self._flats[(self._pos - back) % 3]))
+        back = 1 if self.steps > len(values) else 0
+        layers = self._views(self.ops.copy(self._flats[(self.pos - back) % 3]))
         return (*self._host_values(values, correct), layers)
 
 

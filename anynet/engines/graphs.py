@@ -97,10 +97,10 @@ CAPTURES: dict[str, Any] = {"torch": TorchGraph()}
 def capture_for(eng: Any, X: Any, lrs: Any) -> Any:
     """The capture that can run this job, or ``None``: a single network (not a stack), rates that are
     plain numbers, an optimizer that reads its numbers as arrays, a device the capture serves."""
-    if os.environ.get(ENV, "1").strip() == "0" or eng._stacked or len(lrs) < MIN_STEPS:
+    if os.environ.get(ENV, "1").strip() == "0" or eng.stacked or len(lrs) < MIN_STEPS:
         return None
-    capture = CAPTURES.get(eng._ops.name)
-    if capture is None or not _graph_safe(eng._opt) or not capture.usable(X):
+    capture = CAPTURES.get(eng.ops.name)
+    if capture is None or not _graph_safe(eng.opt) or not capture.usable(X):
         return None
     if not isinstance(lrs[0], (int, float, np.floating)) or isinstance(lrs[0], bool):
         return None
@@ -155,7 +155,7 @@ class GraphRun:
 
     def __init__(self, eng: Any, X: Any, t: Any, track_acc: bool, capture: Any) -> None:
         self.eng, self.X, self.t, self.track_acc = eng, X, t, track_acc
-        ops, like = eng._ops, eng._like
+        ops, like = eng.ops, eng.like
         self.key = key(X, t, track_acc)
         self.lrs = ops.empty((BLOCK,), like)
         self.losses = ops.empty((BLOCK,), like)
@@ -164,89 +164,89 @@ class GraphRun:
         self.lr0 = self.lr.reshape(())  # the rate as the step reads it: a 0-d view of the slot
         self.at = ops.index_zero(like)
         #: the optimizer state's numbers, each a 0-d array the captured step reads and advances
-        self.paths = _numbers(eng._fstate)
-        self.kinds = [type(_get(eng._fstate, path)) for path in self.paths]
+        self.paths = _numbers(eng.fstate)
+        self.kinds = [type(_get(eng.fstate, path)) for path in self.paths]
         # float64 whatever the network's dtype: Adam's 1 - 0.999**count loses its digits in float32
         self.slots = [ops.from_host(np.zeros(()), like, "float64") for _ in self.paths]
         self.pending = 0  # steps replayed in the current block whose values are not read yet
-        pos, steps, fstate = eng._pos, eng._steps, eng._fstate
+        pos, steps, fstate = eng.pos, eng.steps, eng.fstate
         self.to_arrays()
         self.replays: list[Any] = [None, None, None]  # by ring slot
         try:
             for p in range(3):
                 self.replays[p] = capture(self._body(p), like)
         finally:
-            eng._pos, eng._steps, eng._fstate = pos, steps, fstate  # capturing ran the body's Python once
+            eng.pos, eng.steps, eng.fstate = pos, steps, fstate  # capturing ran the body's Python once
 
     def _body(self, p: int) -> Any:
         eng, X, t = self.eng, self.X, self.t
-        ops = eng._ops
+        ops = eng.ops
 
         def body() -> None:
             ops.take_at(self.lrs, self.at, self.lr)
-            eng._pos = p
+            eng.pos = p
             value, y = eng.step(X, t, self.lr0)
             ops.put_at(self.losses, self.at, value)
             if self.track_acc:
-                ops.put_at(self.correct, self.at, core.accuracy_sum(y, t, xp=eng._xp))
+                ops.put_at(self.correct, self.at, core.accuracy_sum(y, t, xp=eng.xp))
             ops.add(self.at, 1, out=self.at)
 
         return body
 
     def to_arrays(self) -> None:
         """The engine's optimizer state with its numbers in this run's 0-d slots (their values copied in)."""
-        eng, fstate = self.eng, self.eng._fstate
+        eng, fstate = self.eng, self.eng.fstate
         for path, slot in zip(self.paths, self.slots, strict=True):
             value = _get(fstate, path)
             if value is not slot:
-                eng._ops.copy_into(slot, eng._ops.from_host(np.full((), value), slot))
+                eng.ops.copy_into(slot, eng.ops.from_host(np.full((), value), slot))
                 fstate = _set(fstate, path, slot)
-        eng._fstate = fstate
+        eng.fstate = fstate
 
     def to_numbers(self) -> None:
         """The slots read back into plain numbers, as the rest of anynet keeps an optimizer's counts."""
-        eng, fstate = self.eng, self.eng._fstate
+        eng, fstate = self.eng, self.eng.fstate
         for path, slot, kind in zip(self.paths, self.slots, self.kinds, strict=True):
-            value = float(np.asarray(eng._ops.to_host(slot)).reshape(-1)[0])
+            value = float(np.asarray(eng.ops.to_host(slot)).reshape(-1)[0])
             fstate = _set(fstate, path, round(value) if kind is int else kind(value))
-        eng._fstate = fstate
+        eng.fstate = fstate
 
     def run(self, lrs: Any) -> None:
         """Like ``Buffer.run``'s loop: the engine's ``_run_values`` (and ``_run_correct``) get one
         value per step, stopping after a non-finite loss."""
-        eng, ops = self.eng, self.eng._ops
-        values, correct = eng._run_values, eng._run_correct
+        eng, ops = self.eng, self.eng.ops
+        values, correct = eng.run_values, eng.run_correct
         for lo in range(0, len(lrs), BLOCK):
             block = [float(lr) for lr in lrs[lo : lo + BLOCK]]
             k = len(block)
             ops.copy_into(self.lrs[:k], ops.from_host(np.asarray(block), self.lrs))
             ops.multiply(self.at, 0, out=self.at)
-            saved, pos, steps = eng.checkpoint(), eng._pos, eng._steps
+            saved, pos, steps = eng.checkpoint(), eng.pos, eng.steps
             self.pending = 0
             for _ in range(k):
-                at, done = eng._pos, eng._steps
+                at, done = eng.pos, eng.steps
                 self.replays[at]()
-                eng._pos, eng._steps = (at + 1) % 3, done + 1
+                eng.pos, eng.steps = (at + 1) % 3, done + 1
                 self.pending += 1
             got, hits = self.unread()
             self.pending = 0
             bad = [i for i, v in enumerate(got) if not np.isfinite(v)]
             if bad:
                 # back to the block's start, then step by step up to its first non-finite loss
-                eng._pos, eng._steps = pos, steps
+                eng.pos, eng.steps = pos, steps
                 eng.restore_in_place(saved)
                 for lr in block[: bad[0] + 1]:
                     value, y = eng.step(self.X, self.t, lr)
                     values.append(float(value))
                     if self.track_acc:
-                        correct.append(float(core.accuracy_sum(y, self.t, xp=eng._xp)))
+                        correct.append(float(core.accuracy_sum(y, self.t, xp=eng.xp)))
                 return
             values.extend(got)
             correct.extend(hits)
 
     def unread(self) -> tuple[list[float], list[float]]:
         """The values of the steps replayed in the current block (all of them, once it is done)."""
-        k, ops = self.pending, self.eng._ops
+        k, ops = self.pending, self.eng.ops
         if not k:
             return [], []
         got = np.asarray(ops.to_host(self.losses[:k]), dtype=float).tolist()
