@@ -37,12 +37,23 @@ def _step_fn(acts, loss, opt, penalised):
     return jax.jit(_train_step(acts, loss, opt, penalised))
 
 
+#: how many times a whole-run scan has been traced (compiled) in this process: what the tests count
+TRACES = {"run": 0}
+
+
+def _bucket(n: int) -> int:
+    """The scan length that runs ``n`` epochs: the next power of two (at least ``UNROLL``), so that
+    fits of other lengths reuse a compiled scan: the epoch count is data, not a shape."""
+    return max(UNROLL, 1 << (max(n, 1) - 1).bit_length())
+
+
 @functools.lru_cache(maxsize=64)
 def _run_fn(acts, loss, opt, penalised, track_acc, guard):
-    """Full-batch epochs in one scan. Unguarded, every epoch just steps (the fast path); guarded, a
-    member stops moving after its first non-finite loss: the carry keeps the weights that produced it
-    and, in ``prev``, the ones that produced its last finite loss. A chunk runs unguarded first, and
-    again guarded from its start only if a loss in it was not finite."""
+    """Full-batch epochs in one scan over a bucket of rates, of which the first ``count`` are epochs
+    (the rest are skipped by a ``cond``, at the cost of a branch). Unguarded, every epoch just steps (the
+    fast path); guarded, a member stops moving after its first non-finite loss: the carry keeps the
+    weights that produced it and, in ``prev``, the ones that produced its last finite loss. A chunk
+    runs unguarded first, and again guarded from its start only if a loss in it was not finite."""
     step = _train_step(acts, loss, opt, penalised)
 
     def epoch(carry, lr, X, t, alpha):
@@ -57,9 +68,17 @@ def _run_fn(acts, loss, opt, penalised, track_acc, guard):
         correct = core.accuracy_sum(y, t, xp=jnp) if track_acc else jnp.zeros_like(value)
         return carry, (value, correct)
 
-    def run(layers, state, prev, X, t, lrs, alpha):
+    def run(layers, state, prev, X, t, lrs, count, alpha):
+        TRACES["run"] += 1  # Python runs here once per trace, never per call
         carry = (layers, state, prev, jnp.ones(layers[0][0].shape[:-2], dtype=bool))
-        return jax.lax.scan(lambda c, lr: epoch(c, lr, X, t, alpha), carry, lrs, unroll=UNROLL)
+        shape = jax.eval_shape(lambda c: epoch(c, lrs[0], X, t, alpha)[1], carry)
+        idle = tuple(jnp.zeros(s.shape, s.dtype) for s in shape)
+
+        def maybe(c, item):
+            lr, i = item
+            return jax.lax.cond(i < count, lambda c: epoch(c, lr, X, t, alpha), lambda c: (c, idle), c)
+
+        return jax.lax.scan(maybe, carry, (lrs, jnp.arange(lrs.shape[0])), unroll=UNROLL)
 
     return jax.jit(run)
 
@@ -91,8 +110,9 @@ class Compiled:
     into one scan each."""
 
     name = "compiled"
-    #: epochs per whole-run call: each call costs a dispatch and a read-back, each scan length a compile
-    CHUNK = 10000
+    #: epochs per whole-run call: each call costs a dispatch and a read-back; a power of two, so that a
+    #: long fit's full chunks and its shorter last one run scans of bucket lengths (``_bucket``)
+    CHUNK = 8192
     row_weights = True  # through step; the whole-run and epoch hooks are not used with weights
     stacks = True
 
@@ -145,18 +165,22 @@ class Compiled:
         return value, y
 
     def run(self, X, t, lrs, track_acc):
-        start, lrs = (self.layers, self._state, self._prev), jnp.asarray(np.asarray(lrs), dtype=X.dtype)
+        n = len(lrs)
+        padded = np.zeros((_bucket(n), *np.shape(lrs)[1:]))
+        padded[:n] = np.asarray(lrs)
+        start, padded = (self.layers, self._state, self._prev), jnp.asarray(padded, dtype=X.dtype)
+        count = jnp.asarray(n, dtype=jnp.int32)
         (layers, state, prev, _ok), (values, correct) = self._fn(_run_fn, bool(track_acc), False)(
-            *start, X, t, lrs, self._alpha
+            *start, X, t, padded, count, self._alpha
         )
-        values = np.asarray(values, dtype=float)
+        values = np.asarray(values, dtype=float)[:n]
         if not np.isfinite(values).all():  # rare: run the chunk again, each member stopping at its first bad loss
             (layers, state, prev, _ok), (values, correct) = self._fn(_run_fn, bool(track_acc), True)(
-                *start, X, t, lrs, self._alpha
+                *start, X, t, padded, count, self._alpha
             )
-            values = np.asarray(values, dtype=float)
+            values = np.asarray(values, dtype=float)[:n]
         self.layers, self._state, self._prev = layers, state, prev
-        correct = np.asarray(correct, dtype=float)
+        correct = np.asarray(correct, dtype=float)[:n]
         # stop after the first epoch by which every member has had a non-finite loss
         alive = np.logical_and.accumulate(np.isfinite(values).reshape(len(values), -1), axis=0).any(axis=1)
         stop = len(values) if alive.all() else int(np.argmin(alive)) + 1
