@@ -164,7 +164,9 @@ def positive_float(value: Any, label: str, *, allow_zero: bool = False) -> float
         v = float(value)
     except (TypeError, ValueError):
         v = math.nan
-    if isinstance(value, bool) or not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
+    # a number, not text that reads as one (lr="0.1" trained before) nor a bool
+    wrong_type = isinstance(value, (bool, str, bytes)) or not isinstance(value, (int, float, np.number))
+    if wrong_type or not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
         what = "a non-negative finite number" if allow_zero else "a positive finite number"
         msg = f"{label} must be {what}, got {value!r}"
         raise ValueError(msg)

@@ -620,6 +620,8 @@ BAD_OPTIONS = [
     ({"lr": math.nan}, ValueError, r"lr must be a positive finite number, got nan"),
     ({"lr": math.inf}, ValueError, r"lr must be a positive finite number, got inf"),
     ({"lr": "a"}, ValueError, r"lr must be a positive finite number, got 'a'"),
+    ({"lr": "0.1"}, ValueError, r"lr must be a positive finite number, got '0.1'"),  # text that reads as one
+    ({"alpha": True}, ValueError, r"alpha must be a non-negative finite number, got True"),
     ({"loss": "hinge"}, ValueError, r"unknown loss 'hinge'; expected one of \["),
     ({"loss": "cross_entropy"}, ValueError, r"loss 'cross_entropy' works on softmax outputs"),
     ({"optimizer": "rmsprop"}, ValueError, r"unknown optimizer 'rmsprop'; expected one of \['adam', 'sgd'\]"),
