@@ -104,7 +104,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description=_para(
             "Time the seed's XOR network (3-4-1 sigmoid, full batch, lr 1) on each available backend and device, "
             "for up to --epochs epochs or --seconds each, after a short warm-up. Compare the ratios, not the "
-            "absolute times: the machine is shared."
+            "absolute times: other work on the machine changes them from run to run."
         ),
         formatter_class=_Help,
     )
