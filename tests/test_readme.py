@@ -1,9 +1,14 @@
-"""The README is code: every ```python block runs as pasted, in a fresh interpreter in an empty folder.
+"""The README is code: every ```python block of README.md and docs/*.md runs as pasted, in a fresh
+interpreter in an empty folder, with only the optional libraries it names.
 
 A block that needs an optional library or a GPU says so on its first line, ``# needs: sklearn, cuda``,
-and is skipped, with that reason, only where the need is absent. Each block runs once, as a user
-pastes it: a block that needs torch, jax, dask or cupy in that backend's session (the one that installs
-it), every other block in the numpy session.
+and is skipped, with that reason, only where the need is absent. Every optional library a block does
+not name is hidden from it, even where it is installed: an import of one by the block, or by anynet on
+the block's behalf, fails as if it were not installed. The libraries' imports of each other go through
+(scikit-learn imports SciPy), and naming a library names what its install brings (``sklearn``: SciPy;
+``skl2onnx``: ONNX and scikit-learn; ``distributed``: Dask). Each block runs once, as a user pastes
+it: a block that needs torch, jax, dask or cupy in that backend's session (the one that installs it),
+every other block in the numpy session.
 """
 
 from __future__ import annotations
@@ -21,8 +26,10 @@ from anynet import backend as B
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+#: the pages whose blocks run: the README, then docs/ in name order
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
-#: the libraries a block may need: each is skipped for when it is not installed
+#: the libraries a block may need: each is skipped for when it is not installed, and hidden when not named
 LIBRARIES = {
     "sklearn",
     "matplotlib",
@@ -37,18 +44,69 @@ LIBRARIES = {
     "onnxruntime",
     "skl2onnx",
 }
+#: what installing a library brings besides itself, so that anynet may import it for a block that names it
+BRINGS = {"sklearn": {"scipy"}, "skl2onnx": {"onnx", "sklearn", "scipy"}, "distributed": {"dask"}}
 #: the backends whose own session runs a block that needs their library; every other block runs in the
 #: numpy session (the blocks run as pasted, with no backend named, so on NumPy unless they name one)
 HOMES = ("torch", "jax", "dask", "cupy")
 
+#: ``sitecustomize.py`` for a block's interpreter (and the processes it starts, such as Dask's workers):
+#: an import of a hidden library by the block (``__main__``) or by anynet fails as if it were absent.
+#: Both ways in are watched, the import statement and ``importlib.import_module``, so that a library
+#: already imported by another one is still refused to the block.
+PRELUDE = """\
+import builtins
+import importlib
+import sys
 
-def blocks() -> list:
-    text = README.read_text(encoding="utf-8")
+HIDDEN_FROM_BLOCK = {block!r}
+HIDDEN_FROM_ANYNET = {anynet!r}
+
+
+def _check(name, importer):
+    top = name.partition(".")[0]
+    if importer in ("__main__", "__mp_main__"):
+        hidden = top in HIDDEN_FROM_BLOCK
+    elif importer == "anynet" or importer.startswith("anynet."):
+        hidden = top in HIDDEN_FROM_ANYNET
+    else:
+        return
+    if hidden:
+        msg = f"No module named {{top!r}} (the README test hides it: the block's '# needs:' line does not name it)"
+        raise ModuleNotFoundError(msg, name=top)
+
+
+_import = builtins.__import__
+_import_module = importlib.import_module
+
+
+def _watched_import(name, globals=None, locals=None, fromlist=(), level=0):
+    if level == 0:
+        _check(name, (globals or {{}}).get("__name__") or "")
+    return _import(name, globals, locals, fromlist, level)
+
+
+def _watched_import_module(name, package=None):
+    if not name.startswith("."):
+        _check(name, sys._getframe(1).f_globals.get("__name__") or "")
+    return _import_module(name, package)
+
+
+builtins.__import__ = _watched_import
+importlib.import_module = _watched_import_module
+"""
+
+
+def blocks(pages: list[Path] = PAGES) -> list:
     found = []
-    for match in BLOCK.finditer(text):
-        line = text.count("\n", 0, match.start()) + 1
-        section = re.findall(r"^#+ (.+)$", text[: match.start()], re.MULTILINE)[-1]
-        found.append(pytest.param(match.group(1), id=f"line {line} ({section})"))
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        for match in BLOCK.finditer(text):
+            line = text.count("\n", 0, match.start()) + 1
+            headings = re.findall(r"^#+ (.+)$", text[: match.start()], re.MULTILINE)
+            section = headings[-1] if headings else "top"
+            name = page.relative_to(ROOT).as_posix()
+            found.append(pytest.param(match.group(1), id=f"{name} line {line} ({section})"))
     return found
 
 
@@ -71,16 +129,34 @@ def absent(need: str, needs: set[str]) -> str | None:
             except B.BackendError:
                 continue
         return f"needs a CUDA device for {' or '.join(named)}, and none is present"
-    pytest.fail(f"unknown need {need!r} in a README block; expected 'cuda' or one of {sorted(LIBRARIES)}")
+    pytest.fail(f"unknown need {need!r} in a block; expected 'cuda' or one of {sorted(LIBRARIES)}")
     return None
 
 
+def run_block(code: str, needs: set[str], folder: Path) -> subprocess.CompletedProcess:
+    """Run ``code`` as ``python block.py`` in ``folder/work``, the libraries ``needs`` does not name hidden."""
+    brought = set().union(needs, *(BRINGS.get(need, set()) for need in needs))
+    prelude = folder / "prelude"
+    prelude.mkdir()
+    (prelude / "sitecustomize.py").write_text(
+        PRELUDE.format(block=sorted(LIBRARIES - needs), anynet=sorted(LIBRARIES - brought)), encoding="utf-8"
+    )
+    work = folder / "work"
+    work.mkdir()
+    (work / "block.py").write_text(code, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANYNET_")}  # a fresh user's shell
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(prelude), str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    return subprocess.run(
+        [sys.executable, "block.py"], cwd=work, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+
+
 def test_the_readme_has_python_blocks():
-    assert len(blocks()) >= 5
+    assert len(blocks([README])) >= 5
 
 
 @pytest.mark.parametrize("code", blocks())
-def test_a_readme_block_runs_as_pasted(code, tmp_path, backend):
+def test_a_block_runs_as_pasted(code, tmp_path, backend):
     needs = needs_of(code)
     home = next((name for name in HOMES if name in needs), "numpy")
     if backend != home:
@@ -89,28 +165,46 @@ def test_a_readme_block_runs_as_pasted(code, tmp_path, backend):
         reason = absent(need, needs)
         if reason is not None:
             pytest.skip(reason)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANYNET_")}  # a fresh user's shell
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
-    script = tmp_path / "block.py"
-    script.write_text(code, encoding="utf-8")
-    proc = subprocess.run(
-        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False
-    )
+    proc = run_block(code, needs, tmp_path)
     assert proc.returncode == 0, f"the block failed:\n{code}\n--- stderr:\n{proc.stderr}"
     assert "Warning" not in proc.stderr, proc.stderr
 
 
 @pytest.mark.parametrize("code", blocks())
-def test_a_readme_block_says_what_it_needs(code):
+def test_a_block_says_what_it_needs(code):
     """A block that uses an optional library or a GPU is marked, so that the test above skips it only
     for that reason, and a reader sees the need on its first line."""
     needs = needs_of(code)
     imported = set(re.findall(r"^\s*(?:import|from) (\w+)", code, re.MULTILINE))
     assert imported & LIBRARIES <= needs, f"imports {sorted(imported & LIBRARIES)} but its needs are {sorted(needs)}"
-    if ".plot(" in code:
+    if ".plot(" in code or re.search(r"\bplot\b", " ".join(re.findall(r"^from anynet import .+$", code, re.M))):
         assert "matplotlib" in needs
+    if "anynet.sklearn" in code:
+        assert "sklearn" in needs
+    if "anynet.onnx" in code:
+        assert "onnx" in needs
     if re.search(r"[\"']cuda", code):
         assert "cuda" in needs
+
+
+@pytest.mark.skipif(importlib.util.find_spec("sklearn") is None, reason="needs scikit-learn, to hide it")
+@pytest.mark.parametrize(
+    ("code", "needs", "refused"),
+    [
+        ("import sklearn", set(), "sklearn"),  # the block's own import
+        ("import anynet.sklearn", set(), "scipy|sklearn"),  # anynet's imports, for the block
+        ("import anynet.sklearn", {"sklearn"}, None),  # anynet may import SciPy: scikit-learn brings it
+        ("import sklearn.datasets\nimport scipy", {"sklearn"}, "scipy"),  # imported already, still refused
+        ("import sklearn.datasets\nimport importlib\nimportlib.import_module('scipy')", {"sklearn"}, "scipy"),
+    ],
+)
+def test_a_block_cannot_import_what_it_does_not_name(code, needs, refused, tmp_path):
+    proc = run_block(code, needs, tmp_path)
+    if refused is None:
+        assert proc.returncode == 0, proc.stderr
+    else:
+        assert proc.returncode != 0
+        assert re.search(rf"No module named '({refused})' \(the README test hides it", proc.stderr), proc.stderr
 
 
 def test_the_readme_sends_no_one_to_the_unrelated_package_or_a_private_tracker():
