@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
+import subprocess
 
 import nox
 
@@ -11,12 +13,16 @@ nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = False
 
-#: what each backend's session installs besides ``.[test]``; torch is pinned to the CPU build that
-#: lies on this machine's disk (a plain ``torch`` can pull a multi-GB CUDA build)
+#: tests-torch's PyTorch, a CPU build: on Linux, PyPI's ``torch`` wheel is the CUDA build (several GB
+#: with its CUDA libraries), which the CPU tests do not use. See ``_torch_index``.
+TORCH = "torch==2.13.0"
+#: PyTorch's own index of CPU builds (Linux and Windows wheels ``+cpu``; macOS wheels are CPU-only anyway)
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+#: what each backend's session installs besides ``.[test]``
 BACKEND_DEPS = {
     "numpy": [],
     "array_api_strict": ["array-api-strict>=2.2"],
-    "torch": ["torch==2.13.0"],
+    "torch": [TORCH],
     "jax": ["jax>=0.4.32"],
     "dask": ["dask[array,distributed]>=2024.8"],  # distributed: the LocalCluster tests
     # CUDA 12's wheel; another (cupy-cuda13x, or a wheel file) by naming it in ANYNET_CUPY_WHEEL
@@ -41,11 +47,28 @@ def _cuda_devices() -> str | None:
     return None
 
 
+def _torch_index(session: nox.Session) -> list[str]:
+    """pip's options for installing ``TORCH``: ``--index-url $ANYNET_TORCH_INDEX`` where that is set (set
+    and empty: pip's own configuration, e.g. a mirror); else nothing where pip's configuration already
+    holds the wheel without asking an index (a ``find-links`` folder, as on a machine without a network);
+    else PyTorch's index of CPU builds."""
+    if "ANYNET_TORCH_INDEX" in os.environ:
+        index = os.environ["ANYNET_TORCH_INDEX"]
+        return ["--index-url", index] if index else []
+    python = shutil.which("python", path=session.bin) or "python"
+    local = [python, "-m", "pip", "install", "--dry-run", "--quiet", "--no-deps", "--no-index", TORCH]
+    if subprocess.run(local, capture_output=True, check=False).returncode == 0:
+        return []
+    return ["--index-url", TORCH_CPU_INDEX]
+
+
 def _tests(session: nox.Session, name: str) -> None:
     if name == "cupy" and (why := _cuda_devices()):
         session.skip(f"tests-cupy needs a CUDA GPU: {why}")
     deps = BACKEND_DEPS[name]
-    if deps:
+    if name == "torch":
+        session.install(*deps, *_torch_index(session))
+    elif deps:
         session.install(*deps)
     extras = ",".join(["test", *EXTRAS.get(name, [])])
     session.install("-e", f".[{extras}]")
