@@ -29,6 +29,7 @@ README = ROOT / "README.md"
 #: the pages whose blocks run: the README, then docs/ in name order
 PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
+FENCED = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
 #: the libraries a block may need: each is skipped for when it is not installed, and hidden when not named
 LIBRARIES = {
     "sklearn",
@@ -103,7 +104,8 @@ def blocks(pages: list[Path] = PAGES) -> list:
         text = page.read_text(encoding="utf-8")
         for match in BLOCK.finditer(text):
             line = text.count("\n", 0, match.start()) + 1
-            headings = re.findall(r"^#+ (.+)$", text[: match.start()], re.MULTILINE)
+            before = FENCED.sub("", text[: match.start()])  # a comment in a block is no heading
+            headings = re.findall(r"^#+ (.+)$", before, re.MULTILINE)
             section = headings[-1] if headings else "top"
             name = page.relative_to(ROOT).as_posix()
             found.append(pytest.param(match.group(1), id=f"{name} line {line} ({section})"))
@@ -207,29 +209,122 @@ def test_a_block_cannot_import_what_it_does_not_name(code, needs, refused, tmp_p
         assert re.search(rf"No module named '({refused})' \(the README test hides it", proc.stderr), proc.stderr
 
 
-def test_the_readme_sends_no_one_to_the_unrelated_package_or_a_private_tracker():
+def test_the_pages_send_no_one_to_the_unrelated_package_or_a_private_tracker():
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        shell = "\n".join(re.findall(r"```(?:bash|console)\n(.*?)```", text, re.S))
+        commands = re.findall(r"pip install [^\n`]*", shell)
+        assert not [c for c in commands if "anynet[" in c], page.name
+        assert "(issue " not in text, page.name
+    assert re.findall(r"pip install [^\n`]*", README.read_text(encoding="utf-8"))
+    assert "--index-url https://download.pytorch.org/whl/cpu" in README.read_text(encoding="utf-8")
+
+
+#: words from the project's own work that mean nothing to a reader
+INTERNAL = re.compile(
+    r"issue \d|issue's|the issue|\blent\b|development machine|this 2-core machine|(?:the )?machine is shared"
+    r"|shared machine|work session",
+    re.IGNORECASE,
+)
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if p.name != "pictures.md"], ids=lambda p: p.name)
+def test_the_pages_speak_to_a_reader_not_to_the_team(page):
+    """docs/pictures.md is left out: ``docs/make_pictures.py`` writes it."""
+    found = INTERNAL.findall(page.read_text(encoding="utf-8"))
+    assert not found, f"{page.name}: {found}"
+
+
+def _slug(heading: str) -> str:
+    """The anchor GitHub gives a heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _anchors(page: Path) -> set[str]:
+    text = FENCED.sub("", page.read_text(encoding="utf-8"))
+    seen: dict[str, int] = {}
+    anchors = set()
+    for heading in re.findall(r"^#+ (.+)$", text, re.M):
+        slug = _slug(heading)
+        anchors.add(f"{slug}-{seen[slug]}" if slug in seen else slug)
+        seen[slug] = seen.get(slug, 0) + 1
+    return anchors
+
+
+def _links(page: Path) -> list[str]:
+    text = FENCED.sub("", page.read_text(encoding="utf-8"))
+    return re.findall(r"\]\(([^)\s]+)\)", text)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_the_pages_links_lead_somewhere(page):
+    """Every link to a file of the repository names one that exists, and every #anchor a heading there."""
+    for link in _links(page):
+        if re.match(r"[a-z]+:", link):
+            continue
+        path, _, anchor = link.partition("#")
+        target = (page.parent / path).resolve() if path else page
+        assert target.exists(), f"{page.name} links to {link}, which does not exist"
+        if anchor:
+            assert anchor in _anchors(target), f"{page.name} links to {link}: no such heading"
+
+
+def test_the_readme_leads_with_what_a_newcomer_needs():
+    """The order of the README's sections: what it is, the two commands, the library, the command line,
+    the backends, errors; the rest after."""
     text = README.read_text(encoding="utf-8")
-    commands = re.findall(r"pip install [^\n`]*", "\n".join(re.findall(r"```(?:bash|console)\n(.*?)```", text, re.S)))
-    assert commands
-    assert not [c for c in commands if "anynet[" in c]
-    assert "(issue " not in text
-    assert "--index-url https://download.pytorch.org/whl/cpu" in text
+    sections = re.findall(r"^## (.+)$", FENCED.sub("", text), re.M)
+    assert sections[:7] == [
+        "Contents",
+        "Two commands",
+        "The seed, as a library",
+        "The command line on your own data",
+        "Backends and devices",
+        "When something is wrong",
+        "Going further",
+    ]
+    assert "python3 -m pip install nox && python3 -m nox\n" in text  # .ci/run runs exactly this
+    assert text.index("unrelated project") < text.index("## The seed, as a library")
+
+
+RESULTS = ROOT / "benchmarks" / "results"
+DOCS = ROOT / "docs"
+
+
+def _results(*paths: Path) -> str:
+    """The results files' text, with ``1.04x`` read as ``1.04×`` (the GPU reports write an x)."""
+    return "\n".join(re.sub(r"(\d)x\b", "\\1×", p.read_text(encoding="utf-8")) for p in paths)
+
+
+def _section(page: Path, heading: str) -> str:
+    text = page.read_text(encoding="utf-8")
+    start = text.index(heading)
+    end = text.find("\n## ", start + len(heading))
+    return text[start : end if end > 0 else len(text)]
 
 
 def test_the_targets_figures_come_from_the_committed_results():
-    """Every ratio in the README's targets table is in the results file its column names."""
-    text = README.read_text(encoding="utf-8")
-    table = text[text.index("### Targets, measured") :]
-    rows = [line.split(" | ") for line in table.splitlines() if re.match(r"\| \d \|", line)]
+    """Every figure in the targets table is in the results file of its column: the full CPU run's, the
+    H100 run's, and in the last column the file the cell links to."""
+    page = DOCS / "benchmarks.md"
+    rows = [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in _section(page, "## Targets, measured").splitlines()
+        if re.match(r"\| \d \|", line)
+    ]
     assert len(rows) == 6
-    results = {
-        "cpu": (ROOT / "benchmarks/results/RESULTS.md").read_text(encoding="utf-8"),
-        "gpu": (ROOT / "benchmarks/results/h100-quick.md").read_text(encoding="utf-8"),
-    }
+    columns = {2: [RESULTS / "RESULTS.md"], 3: [RESULTS / "h100-quick.md"]}
     for row in rows:
-        for column, cell in zip(("cpu", "gpu"), row[-2:], strict=True):
-            for figure in re.findall(r"\+?\d+\.\d+×?", cell):
-                assert figure in results[column], f"{figure} in row {row[1]} is not in the {column} results file"
+        assert len(row) == 5, row
+        for column, cell in enumerate(row[2:], start=2):
+            files = columns.get(column) or [
+                (page.parent / link).resolve() for link in re.findall(r"\]\(([^)]+)\)", cell)
+            ]
+            figures = re.findall(r"\+?\d+\.\d+×?", cell)
+            assert files or not figures, f"row {row[0]}: {cell!r} names no results file"
+            results = _results(*files)
+            for figure in figures:
+                assert figure in results, f"{figure} in row {row[0]} is not in {[f.name for f in files]}"
 
 
 def test_a_quick_benchmark_run_writes_beside_the_committed_results():
@@ -245,14 +340,35 @@ def test_a_quick_benchmark_run_writes_beside_the_committed_results():
     assert ignored.returncode == 0, "benchmarks/results/quick/ should be git-ignored"
 
 
-def test_the_zero_cost_figures_come_from_the_committed_results():
-    """Every time and ratio in the README's zero-cost table is in ``benchmarks/results/zero-cost.md``."""
-    text = README.read_text(encoding="utf-8")
-    section = text[text.index("### Zero cost: anynet against the same job by hand") :]
-    section = section[: section.index("\n## ")] if "\n## " in section else section
-    rows = [line for line in section.splitlines() if re.match(r"\| (numpy|torch|jax) ", line)]
-    assert len(rows) == 6
-    results = (ROOT / "benchmarks/results/zero-cost.md").read_text(encoding="utf-8")
-    for row in rows:
-        for figure in re.findall(r"\d+\.\d+ ?(?:×|ms|s\b)", row):
-            assert figure in results, f"{figure!r} in {row!r} is not in benchmarks/results/zero-cost.md"
+@pytest.mark.parametrize(
+    ("page", "heading", "row", "count", "results"),
+    [
+        (
+            "benchmarks.md",
+            "## Zero cost: anynet against the same job by hand",
+            r"\| (numpy|torch|jax) \|",
+            6,
+            "zero-cost.md",
+        ),
+        ("ensembles.md", "## How much it saves", r"\| (numpy|torch|jax) \|", 3, "ensemble.md"),
+        ("sklearn.md", "## A search that trains", r"\| (breast cancer|digits), ", 4, "search.md"),
+    ],
+    ids=["zero-cost", "ensembles", "search"],
+)
+def test_a_tables_figures_come_from_its_committed_results(page, heading, row, count, results):
+    """Every time and ratio in the table is in the results file it quotes."""
+    rows = [line for line in _section(DOCS / page, heading).splitlines() if re.match(row, line)]
+    assert len(rows) == count
+    text = _results(RESULTS / results)
+    for line in rows:
+        for figure in re.findall(r"\d+\.\d+ ?(?:×|ms|s\b)", line):
+            assert figure in text, f"{figure!r} in {line!r} is not in benchmarks/results/{results}"
+
+
+def test_the_gpu_figures_come_from_the_gpu_reports():
+    """Every figure on docs/gpu.md, and in the README's first paragraph, is in a GPU report."""
+    reports = _results(*sorted(RESULTS.glob("gpu-2026-12-04*.md")), RESULTS / "GPU.md")
+    intro = README.read_text(encoding="utf-8").split("\n\n")[1]
+    for text in ((DOCS / "gpu.md").read_text(encoding="utf-8"), intro):
+        for figure in re.findall(r"\d+\.\d+×?|\d+%|\d+ s\b", text):
+            assert figure in reports, f"{figure!r} is in no GPU report"
