@@ -372,3 +372,19 @@ def test_the_gpu_figures_come_from_the_gpu_reports():
     for text in ((DOCS / "gpu.md").read_text(encoding="utf-8"), intro):
         for figure in re.findall(r"\d+\.\d+×?|\d+%|\d+ s\b", text):
             assert figure in reports, f"{figure!r} is in no GPU report"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_a_paragraph_that_cites_results_quotes_them(page):
+    """A paragraph (or list item) that links results files under benchmarks/results/ quotes only figures
+    that are in them; tables are checked above, column by column."""
+    text = FENCED.sub("", page.read_text(encoding="utf-8"))
+    for paragraph in re.split(r"\n\s*\n|\n(?=- )", text):
+        if paragraph.lstrip().startswith("|"):
+            continue
+        links = [link.partition("#")[0] for link in re.findall(r"\]\(([^)\s]+)\)", paragraph)]
+        files = [(page.parent / link).resolve() for link in links if re.search(r"benchmarks/results/[^/]+\.md$", link)]
+        if files:
+            results = _results(*files)
+            missing = [f for f in re.findall(r"\d+\.\d+×?", paragraph) if f not in results]
+            assert not missing, f"{page.name}: {missing} are not in {[f.name for f in files]}:\n{paragraph}"
