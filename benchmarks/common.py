@@ -335,7 +335,7 @@ def versions() -> dict[str, str]:
 
 def _git() -> str:
     """The commit of this checkout (``ANYNET_COMMIT`` where the tree is a copy without its own git, as
-    on a lent GPU machine); "unknown" when the git found is not this checkout's."""
+    on a GPU machine it was copied to); "unknown" when the git found is not this checkout's."""
     if os.environ.get("ANYNET_COMMIT"):
         return os.environ["ANYNET_COMMIT"]
     with contextlib.suppress(Exception):

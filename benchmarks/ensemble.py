@@ -4,7 +4,7 @@
 
 Each row trains the seed's 3-4-1 sigmoid network on XOR, full batch, for ``--steps`` epochs: one
 ``Network`` (the default engine), and ``Ensemble``s of 1 to 256 members. The table gives each time and
-its ratio to one network; issue 11's target is 64 members in at most 4x the time of one. Members one
+its ratio to one network; the target is 64 members in at most 4x the time of one. Members one
 after another would take ``members`` times one network. A plot of time against members per backend
 goes beside the table. A full run writes to benchmarks/results/; ``--quick`` (a few hundred steps, a
 smoke test) writes to benchmarks/results/quick/, which git ignores.

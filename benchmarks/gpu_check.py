@@ -1,6 +1,6 @@
 """On a CUDA machine: the whole test suite on each GPU backend, the GPU benchmarks, and one report.
 
-Meant for a lent GPU machine with the array libraries installed and no network (see the README,
+Meant for a CUDA machine with the array libraries installed and no network (see the README,
 "On a GPU"), run from the repository root:
 
     PYTHONPATH=.:.whl/site python benchmarks/gpu_check.py [--budget 420] [--out benchmarks/results]
@@ -327,7 +327,7 @@ def profile_large(steps: int = 10, device: str = "cuda:0", width: int = 4096) ->
 
 def ensembles(backend: str, members: int = 64, steps: int = 200) -> str:
     """One 784-256-256-10 network against ``members`` of them, ``steps`` mini-batch steps of 256 rows
-    on random data, on ``backend``'s GPU; issue 11's target is at most 2x."""
+    on random data, on ``backend``'s GPU; the target is at most 2x."""
     import numpy as np
 
     import anynet

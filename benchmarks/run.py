@@ -1,6 +1,6 @@
 """anynet against the seed and its peers: ``python benchmarks/run.py [--quick] [--only xor,digits,...]``.
 
-Runs the workloads of issue 7 on every anynet backend and device that imports here, and on the
+Runs the benchmark workloads on every anynet backend and device that imports here, and on the
 peers (the seed's loop, the same network by hand in NumPy/CuPy/PyTorch/JAX, PyTorch autograd,
 scikit-learn), prints a table per workload with the targets judged, and writes ``RESULTS.md``,
 ``results.json`` and ``sweep.png`` to ``--out``. Whatever is not installed is skipped with a note.
