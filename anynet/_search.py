@@ -319,7 +319,7 @@ class _Stack:
             )
             for i in range(len(self.units) - 1)
         ]
-        layers = net._to_device(stack, on["dtype"])
+        layers = net.spec.put(stack)
 
         def each(name: str) -> np.ndarray:
             return np.array([[float(getattr(self.estimators[c], name)) for c in row] for row in fits])

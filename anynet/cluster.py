@@ -1,10 +1,11 @@
 """Training on a ``dask.distributed`` cluster: the public boundary of data-parallel training.
 
-``Network.fit`` asks ``client_for`` whether a fit runs on a cluster (its ``X`` is a Dask array and a
-``Client`` is active, or was passed as ``client=``), then puts the data in place with ``rows`` and
-``targets``: checked, in the network's dtype, one chunk across the columns, the targets' row chunks
-aligned with ``X``'s, and ``persist``-ed on the workers before any weight changes. The engine
-(``anynet.engines.distributed``) then trains where the rows are.
+``claim`` says whether a fit runs on a cluster (its ``X`` is a Dask array and a ``Client`` is active,
+or was passed as ``client=``) and answers with a ``Cluster``, the site where the rows stay: the data
+intake (``anynet.intake``) has it put the data in place with ``rows`` and ``targets`` (checked, in the
+network's dtype, one chunk across the columns, the targets' row chunks aligned with ``X``'s) and
+``persist`` it on the workers before any weight changes. The engine (``anynet.engines.distributed``)
+then trains where the rows are.
 """
 
 from __future__ import annotations
@@ -16,6 +17,68 @@ from typing import Any
 import numpy as np
 
 from . import backend as B
+from . import intake
+
+
+class Cluster:
+    """The site of a fit on the cluster of a ``dask.distributed`` client: the rows stay on its workers."""
+
+    #: the engine that trains there
+    engine = "distributed"
+    #: rows are picked with host integers: Dask then keeps its chunk sizes known
+    host_index = True
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def prepare(
+        self,
+        spec: intake.Spec,
+        X: Any,
+        t: Any,
+        loss: Any,
+        classes: Any,
+        *,
+        sample_weight: Any = None,
+        labels: tuple[str, str] = ("X", "t"),
+    ) -> tuple[Any, Any, Any]:
+        """``X`` and ``t`` checked and prepared, lazily, as row-chunked Dask arrays for a model of
+        ``spec`` (persisted by ``hold``), and the classes ``t`` was encoded against. ``labels``: how
+        the messages name ``X`` and ``t``."""
+        if sample_weight is not None:
+            msg = "sample_weight is not supported on a Dask cluster yet; train without it, or on NumPy"
+            raise ValueError(msg)
+        x_label, t_label = labels
+        X = rows(X, x_label, n_in=spec.n_in, dtype=spec.dtype_name)
+        check_workers(self.client, chunk_backend(X))
+        if B.backend_of(t) != "dask":  # host targets: encoded here, sent once, chunked like X
+            t, known = intake.targets(t, X.shape[0], loss, spec, classes, label=t_label)
+            return X, t.rechunk({0: X.chunks[0]}), known
+        t, known = targets(
+            self.client,
+            t,
+            X,
+            t_label,
+            n_out=spec.n_out,
+            dtype=spec.dtype_name,
+            labels_wanted=loss.classification or spec.n_out > 1,
+            encode=lambda found: intake.encode(found, classes, spec, t_label)[1],
+        )
+        return X, t, spec.classes if known is None else known
+
+    def hold(self, arrays: dict[str, Any]) -> dict[str, Any]:
+        """``arrays`` persisted on the workers, each checked finite there."""
+        return persist(self.client, arrays)
+
+    def running(self) -> contextlib.AbstractContextManager:
+        """The context to train in (see ``computing_on``)."""
+        return computing_on(self.client)
+
+
+def claim(X: Any, client: Any, engine: str) -> Cluster | None:
+    """The ``Cluster`` a fit of ``X`` trains on, or ``None`` for one process (see ``client_for``)."""
+    found = client_for(X, client, engine)
+    return None if found is None else Cluster(found)
 
 
 def client_for(X: Any, client: Any, engine: str) -> Any:

@@ -29,9 +29,9 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
-from . import activations, core, losses, optimizers, sparse
+from . import activations, core, intake, losses, optimizers, sparse
 from . import backend as B
-from ._validate import all_finite, host_2d, kind_of, not_finite_message, same_place, sample_weights
+from ._validate import all_finite, host_2d, kind_of, same_place, sample_weights
 from .defaults import loss_for
 from .network import Network
 from .tree import tree_map
@@ -899,23 +899,8 @@ def _rows(X: Any, index: np.ndarray) -> Any:
 
 
 def _on(a: Any, net: Network, label: str = "X") -> Any:
-    """``a`` (host, or already where the network lives) as an array of the network's place and dtype,
-    refused if it is not finite there (a value finite in float64 may overflow float32); a SciPy sparse
-    ``a`` stays sparse (CSR) for a network on NumPy."""
-    if sparse.is_sparse(a):
-        return sparse.check(a, n_in=net.n_in, backend=net.backend, dtype=B.dtype_name(net.dtype))
-    if B.backend_of(a) in (None, "numpy"):
-        a = np.asarray(a)
-        native = B.native_device(net.backend, net.device)
-        with np.errstate(over="ignore"):  # reported below, with the values that caused it
-            cast = B.from_numpy(a.astype(B.dtype_name(net.dtype)), net.backend, native)
-    else:
-        a = B.detached(a)
-        cast = a if a.dtype == net.dtype else net.xp.astype(a, net.dtype)
-    with np.errstate(over="ignore"):  # a lazy (Dask) cast runs here
-        if not all_finite(cast, net.xp):
-            raise ValueError(not_finite_message(a, cast, label))
-    return cast
+    """``a`` as an array of the network's place and dtype (``anynet.intake.placed``)."""
+    return intake.placed(a, net.spec, label)
 
 
 def _net_to_host(net: Network) -> dict:
