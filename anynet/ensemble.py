@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import backend as B
-from . import core, intake, train
+from . import core, intake, plans, train
 from . import init as initialisers
 from ._validate import positive_int, same_place
 from .network import Network
@@ -295,17 +295,17 @@ class Ensemble:
                     raise ValueError(msg)
                 per[key] = values
         # each member's own options, checked exactly as Network.fit checks them
-        plans = [
-            train.plan(self.output_activation, **(options | {key: values[i] for key, values in per.items()}))
+        planned = [
+            plans.plan(self.output_activation, **(options | {key: values[i] for key, values in per.items()}))
             for i in range(k)
         ]
-        plan = plans[0]
+        plan = planned[0]
         # validation_split holds out the same rows for every member, drawn from the first one's seed
         net = self._net.for_data(intake.place_of(X, t, options), X)
         data = intake.fit_data(net.spec, X, t, plan, options, seed=net.seed)
         moved = net is not self._net
         spec = net.spec
-        opts = [p.opt for p in plans]
+        opts = [p.opt for p in planned]
         if plan.reset:
             layers, state, trained = spec.put(self._draw()), None, 0
         else:
@@ -329,8 +329,8 @@ class Ensemble:
             device=spec.device,
             native=spec.native,
             view=lambda layers: self._view(net, layers),
-            lrs=np.array([p.lrs() for p in plans], dtype=float).reshape(k, plan.epochs).T,  # (epochs, members)
-            alpha=train.per_member([p.alpha for p in plans], **on),
+            lrs=np.array([p.lrs() for p in planned], dtype=float).reshape(k, plan.epochs).T,  # (epochs, members)
+            alpha=train.per_member([p.alpha for p in planned], **on),
             opt=_stacked_optimizer(opts, on),
         )
 

@@ -102,7 +102,7 @@ def place_of(X: Any, t: Any, options: dict, site: Any = None) -> tuple[str, str]
 
 def fit_data(spec: Spec, X: Any, t: Any, plan: Any, options: dict, *, seed: Any, site: Any = None) -> Data:
     """A fit's data checked and placed once, for a model of ``spec`` (one network, or a stack of
-    networks of its shape). ``plan``: the fit's checked options (``anynet.options.Plan``: its loss
+    networks of its shape). ``plan``: the fit's checked options (``anynet.plans.Plan``: its loss
     and ``validation_split``); ``options``: the fit's own, for ``classes``, ``validation_data`` and
     ``sample_weight``; ``seed``: what ``validation_split`` draws the held-out rows from. ``site``:
     where the rows stay, for data that is not trained on in this process (``anynet.engines.site_for``)."""

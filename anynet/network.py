@@ -332,10 +332,10 @@ class Network:
         callback, or a ``KeyboardInterrupt``, keeps the weights and history of the last completed
         epoch, then propagates. Returns the ``History``.
         """
-        from . import cluster, train
+        from . import cluster, plans, train
 
         client = options.pop("client", None)
-        plan = train.plan(self.output_activation, **options)
+        plan = plans.plan(self.output_activation, **options)
         site = cluster.claim(X, client, plan.engine)
         if site is not None:  # data-parallel, where the rows live
             plan = dataclasses.replace(plan, engine=site.engine)

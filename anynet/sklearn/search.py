@@ -45,7 +45,7 @@ from sklearn.utils.metaestimators import _safe_split
 from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import indexable
 
-from .. import activations, intake, optimizers, sparse
+from .. import activations, intake, optimizers, plans, sparse
 from .. import train as training
 from .._validate import all_finite, sample_weights
 from ..batches import Groups
@@ -354,7 +354,7 @@ class _Stack:
             seeds=[key[1] for key, _ in groups],
             **on,
         )
-        plan = training.plan(out, epochs=est.max_iter, loss=loss, optimizer=opt, verbose=0, on_divergence="continue")
+        plan = plans.plan(out, epochs=est.max_iter, loss=loss, optimizer=opt, verbose=0, on_divergence="continue")
         lr = each("learning_rate_init")
         t0 = time.perf_counter()
         result = training.fit(
