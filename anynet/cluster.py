@@ -12,12 +12,20 @@ from __future__ import annotations
 
 import contextlib
 import math
+import socket
 from typing import Any
 
 import numpy as np
 
 from . import backend as B
 from . import intake
+
+#: the backend of the arrays a cluster trains on
+BACKEND = "dask"
+
+
+class ClusterError(RuntimeError):
+    """A cluster that cannot be used from here; the message says why and what to do."""
 
 
 class Cluster:
@@ -257,3 +265,57 @@ def computing_on(client: Any):
 
     with dask.config.set(scheduler=client), client.as_current():
         yield
+
+
+# --------------------------------------------------------------------------- from the command line
+
+
+def backend_for(asked: str | None) -> str:
+    """The backend a fit on a scheduler's cluster computes on; ``asked``, another backend named for
+    it (``--backend``), is a ClusterError."""
+    if asked not in (None, BACKEND):
+        msg = f"trains on Dask arrays on the cluster; leave --backend {asked} out"
+        raise ClusterError(msg)
+    return BACKEND
+
+
+def connect(address: str, X: np.ndarray, stack: contextlib.ExitStack) -> tuple[Any, Any, int, int]:
+    """A client of the scheduler at ``address``, closed when ``stack`` closes, and the host ``X`` as
+    a Dask array in row chunks (two a worker) to train on its cluster: ``(X, client, workers, rows
+    per chunk)``. A ClusterError says what is missing (dask.distributed, the scheduler, workers);
+    its message reads after the name of what gave the address (``--scheduler``)."""
+    try:
+        import dask.array as da
+        from distributed import Client
+    except ImportError:
+        msg = 'needs dask.distributed on this machine; pip install ".[distributed]"'
+        raise ClusterError(msg) from None
+    try:
+        # asked first, outside a Client: one whose start fails lingers, and its __del__ printed a
+        # traceback after a 20 s wait
+        _reachable(address)
+        client = stack.enter_context(Client(address, timeout="10s", set_as_default=False))
+    except (OSError, ValueError, TypeError) as exc:
+        msg = (
+            f"{address}: cannot reach a Dask scheduler there ({exc}); start one with "
+            "`dask scheduler` and give the address it prints (tcp://HOST:8786)"
+        )
+        raise ClusterError(msg) from None
+    workers = len(client.scheduler_info()["workers"])
+    if not workers:
+        msg = f"{address}: the cluster has no workers; start some with `dask worker {address}`"
+        raise ClusterError(msg)
+    rows = -(-X.shape[0] // (2 * workers))  # two chunks a worker
+    return da.from_array(X, chunks=(rows, X.shape[1])), client, workers, rows
+
+
+def _reachable(address: str) -> None:
+    """Raise ``ValueError`` for an address Dask cannot read, ``OSError`` where nothing listens on it."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    protocol, location = parse_address(address)
+    if protocol not in ("tcp", "tls"):
+        return  # a transport this check does not speak: the Client will say
+    host, port = parse_host_port(location)
+    with socket.create_connection((host, port), timeout=5):
+        pass

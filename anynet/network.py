@@ -332,11 +332,11 @@ class Network:
         callback, or a ``KeyboardInterrupt``, keeps the weights and history of the last completed
         epoch, then propagates. Returns the ``History``.
         """
-        from . import cluster, plans, train
+        from . import engines, plans, train
 
         client = options.pop("client", None)
         plan = plans.plan(self.output_activation, **options)
-        site = cluster.claim(X, client, plan.engine)
+        site = engines.site_for(X, client, plan.engine)
         if site is not None:  # data-parallel, where the rows live
             plan = dataclasses.replace(plan, engine=site.engine)
         net: Network = self.for_data(intake.place_of(X, t, options, site), X)

@@ -149,6 +149,7 @@ class _Loop:
         self.eng, self.plan, self.data, self.Xv, self.tv, self.lrs = eng, plan, data, Xv, tv, lrs
         self.stopping, self.members, self.acts, self.xp, self.view = stopping, members, acts, xp, view
         self.backend, self.device, self.native = place
+        self.lazy = B.is_lazy(self.backend)
         self.size = int(np.prod(members))
         self.track, self.check = plan.track_accuracy, plan.on_divergence == "raise"
         self.active = np.ones(members, dtype=bool)  # still training
@@ -199,8 +200,8 @@ class _Loop:
                     total = total + (value if summed else value * rows)
                     if track:
                         correct = correct + core.accuracy_sum(y, tb, xp=xp)
-                if self.backend == "dask":
-                    done = B.materialize((eng.layers, eng.state, total, correct), "dask")
+                if self.lazy:  # bound the task graph: it must not grow with the epochs
+                    done = B.materialize((eng.layers, eng.state, total, correct), self.backend)
                     eng.layers, eng.state, total, correct = done
             scalars = [total, correct] if track else [total]
             if self.Xv is not None:

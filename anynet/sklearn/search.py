@@ -15,7 +15,7 @@ takes: the same Glorot draws from ``random_state``, the same shuffled batches, t
 and stopping rule (scikit-learn's ``tol``/``n_iter_no_change``). So ``cv_results_`` holds the scores
 ``GridSearchCV`` would compute, to rounding, and the search picks the same ``best_params_``. Candidates
 that cannot stack (``solver="lbfgs"``, ``early_stopping=True``, an ``"invscaling"`` or ``"adaptive"``
-learning rate, sparse ``X``, the Dask backend, or folds that miss a class) train one by one, exactly as
+learning rate, sparse ``X``, a lazy backend, or folds that miss a class) train one by one, exactly as
 ``GridSearchCV`` trains them.
 """
 
@@ -46,6 +46,7 @@ from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import indexable
 
 from .. import activations, intake, optimizers, plans, sparse
+from .. import backend as B
 from .. import train as training
 from .._validate import all_finite, sample_weights
 from ..batches import Groups
@@ -213,7 +214,7 @@ def _stackable(est: BaseMLP, X: Any) -> bool:
         return False
     if est.solver == "sgd" and est.learning_rate != "constant":
         return False
-    return est.fit_backend(X) != "dask"
+    return not B.is_lazy(est.fit_backend(X))  # on a lazy backend each candidate trains alone
 
 
 def _plan(estimators: list[BaseMLP], X: Any) -> tuple[dict, list[int]]:
