@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from ..network import Network
 
     backend, device = _place(args.backend, args.device)
+    pictures = _demo_pictures(args.plot) if args.plot else None  # a wrong folder is said first, on any backend
     if B.is_lazy(backend) and args.epochs > LAZY_EPOCHS:
         # each epoch is a task graph of its own, about 0.1 s: 60000 of them would take two hours
         minutes = args.epochs * 0.1 / 60
@@ -50,7 +51,6 @@ def run(args: argparse.Namespace) -> int:
             f"about 0.1 s); give --epochs {LAZY_EPOCHS} or fewer to watch it there, or run on numpy"
         )
         raise UserError(msg)
-    pictures = _demo_pictures(args.plot) if args.plot else None
     net = Network(
         [3, 4, 1],
         activation="sigmoid",
