@@ -16,7 +16,7 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .. import backend as B
-from .. import intake, optimizers, sparse
+from .. import engines, intake, optimizers, sparse
 from .._validate import host_2d, same_place, sample_weights
 from ..network import Network
 from . import checks, lbfgs
@@ -58,9 +58,10 @@ PARAMETER_CONSTRAINTS: dict = {
     "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
     "max_fun": [Interval(Integral, 1, None, closed="left")],
     "backend": [StrOptions(set(B.BACKENDS)), None],
-    # anynet checks these two when it builds the network, with its own messages
+    # anynet checks these when it builds the network or trains it, with its own messages
     "device": "no_validation",
     "dtype": "no_validation",
+    "engine": [str],
 }
 
 
@@ -98,6 +99,7 @@ class BaseMLP(BaseEstimator):
         backend=None,
         device=None,
         dtype=None,
+        engine="auto",
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -125,6 +127,7 @@ class BaseMLP(BaseEstimator):
         self.backend = backend
         self.device = device
         self.dtype = dtype
+        self.engine = engine
 
     # ----------------------------------------------------------------------------- fitted state
 
@@ -241,9 +244,10 @@ class BaseMLP(BaseEstimator):
 
     def check_params(self) -> None:
         """Check the parameters as ``fit`` checks them, without fitting: scikit-learn's constraints,
-        then ``hidden_layer_sizes``; raises what ``fit`` would raise."""
+        then ``hidden_layer_sizes`` and ``engine``; raises what ``fit`` would raise."""
         self._validate_params()
         hidden_sizes(self.hidden_layer_sizes)
+        engines.check(self.engine)
 
     def fit_backend(self, X: Any) -> str:
         """The backend a new ``fit`` on ``X`` computes on: the library of ``X`` where it is an array of
@@ -296,6 +300,7 @@ class BaseMLP(BaseEstimator):
 
     def _fit(self, X: Any, y: Any, sample_weight: Any = None, incremental: bool = False):
         hidden = hidden_sizes(self.hidden_layer_sizes)
+        engines.check(self.engine)
         first_pass = not self.__sklearn_is_fitted__() or (not self.warm_start and not incremental)
         if first_pass:  # weights set by hand are dropped, as scikit-learn's _initialize drops them
             self.__dict__.pop("_coefs_given", None)
@@ -472,6 +477,7 @@ class BaseMLP(BaseEstimator):
                 verbose=0,
                 sample_weight=sw_train,
                 on_divergence="continue",
+                engine=self.engine,
             )
             if not restart:
                 break

@@ -31,6 +31,9 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
       ``predict`` answers in the namespace and on the device of the ``X`` it is given.
     - ``device``: ``"cpu"``, ``"cuda:0"``, ...; ``None`` is the backend's default.
     - ``dtype``: ``"float32"`` or ``"float64"``; ``None`` follows ``X`` (float32 stays float32).
+    - ``engine``: the executor of the stochastic solvers' steps, as ``Network.fit``'s (``"auto"``, or a
+      name registered in ``anynet.engines.REGISTRY``); ``MLPSearchCV`` trains its stacks with it too.
+      ``solver="lbfgs"`` computes with the core directly.
 
     Fitted attributes are scikit-learn's: ``classes_``, ``loss_``, ``best_loss_``, ``loss_curve_``,
     ``validation_scores_``, ``best_validation_score_``, ``coefs_``, ``intercepts_``, ``n_iter_``,

@@ -62,6 +62,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         backend=None,
         device=None,
         dtype=None,
+        engine="auto",
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -90,6 +91,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
             backend=backend,
             device=device,
             dtype=dtype,
+            engine=engine,
         )
         self.loss = loss
 

@@ -15,8 +15,8 @@ takes: the same Glorot draws from ``random_state``, the same shuffled batches, t
 and stopping rule (scikit-learn's ``tol``/``n_iter_no_change``). So ``cv_results_`` holds the scores
 ``GridSearchCV`` would compute, to rounding, and the search picks the same ``best_params_``. Candidates
 that cannot stack (``solver="lbfgs"``, ``early_stopping=True``, an ``"invscaling"`` or ``"adaptive"``
-learning rate, sparse ``X``, a lazy backend, or folds that miss a class) train one by one, exactly as
-``GridSearchCV`` trains them.
+learning rate, sparse ``X``, a lazy backend, an ``engine`` that trains one network at a time, or folds
+that miss a class) train one by one, exactly as ``GridSearchCV`` trains them.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from sklearn.utils.metaestimators import _safe_split
 from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import indexable
 
-from .. import activations, intake, optimizers, plans, sparse
+from .. import activations, engines, intake, optimizers, plans, sparse
 from .. import backend as B
 from .. import train as training
 from .._validate import all_finite, sample_weights
@@ -72,6 +72,10 @@ class MLPSearchCV(GridSearchCV):
 
     ``fit(X, y, groups=None, sample_weight=None)``: ``groups`` goes to the splitter, ``sample_weight``
     to each fit (its training rows). Every candidate's parameters are checked before any training.
+
+    The engine that trains (``anynet.engines``) is the estimator's ``engine`` parameter, as for its own
+    ``fit``: a stack trains on it when it stacks (``stacks = True``), and its candidates train alone,
+    one fit at a time on it, when it does not. It may be searched over like any other parameter.
 
     Adds ``stacks_``: how the fits were trained, one dict per stack, ``{"candidates": [indices],
     "fits": candidates × folds, "stacked": bool, "seconds": wall time}``. A stacked fit's
@@ -214,6 +218,8 @@ def _stackable(est: BaseMLP, X: Any) -> bool:
         return False
     if est.solver == "sgd" and est.learning_rate != "constant":
         return False
+    if not engines.stacks(est.engine):  # an engine that trains one network at a time
+        return False
     return not B.is_lazy(est.fit_backend(X))  # on a lazy backend each candidate trains alone
 
 
@@ -355,7 +361,15 @@ class _Stack:
             seeds=[key[1] for key, _ in groups],
             **on,
         )
-        plan = plans.plan(out, epochs=est.max_iter, loss=loss, optimizer=opt, verbose=0, on_divergence="continue")
+        plan = plans.plan(
+            out,
+            epochs=est.max_iter,
+            loss=loss,
+            optimizer=opt,
+            verbose=0,
+            on_divergence="continue",
+            engine=est.engine,  # shared by the stack's members: it is no per-member parameter
+        )
         lr = each("learning_rate_init")
         t0 = time.perf_counter()
         result = training.fit(
