@@ -1,9 +1,9 @@
 """The registry of array backends: which library, which devices, how to move arrays.
 
-Each library's answers come from its adapter in ``anynet.adapters``; this module registers them by
-name and asks them. Those modules and this one are the only ones that import ``array_api_compat``
-and know library names. Everything else asks this one for a namespace ``xp`` and a native device,
-once, at the public boundary.
+Each library's answers come from its adapter in ``anynet.adapters``, which also names them (its
+``REGISTRY``, ``BACKENDS`` here); this module asks them. Those modules and this one are the only
+ones that import ``array_api_compat`` and know library names. Everything else asks this one for a
+namespace ``xp`` and a native device, once, at the public boundary.
 """
 
 from __future__ import annotations
@@ -16,25 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from .adapters import Adapter, ArrayApiStrict, CuPy, Dask, Jax, NumPy, Torch
+from .adapters import REGISTRY, Adapter
 from .adapters import BackendError as BackendError  # raised by the adapters; public here and as anynet.BackendError
 
 ENV_BACKEND = "ANYNET_BACKEND"
 ENV_DEVICE = "ANYNET_DEVICE"
 
 
-#: name -> the library's adapter: where to import it from, what to pip install, whether it is GPU-
-#: or CPU-only. A new backend is one adapter module in ``anynet/adapters/`` and one line here.
-BACKENDS: dict[str, Adapter] = {
-    "numpy": NumPy("numpy", "numpy", "numpy", cpu_only=True),
-    "cupy": CuPy("cupy", "cupy", "cupy-cuda12x (or cupy-cuda13x, matching your CUDA)", gpu_only=True),
-    "torch": Torch(
-        "torch", "torch", "torch (CPU only: pip install torch --index-url https://download.pytorch.org/whl/cpu)"
-    ),
-    "jax": Jax("jax", "jax", "jax"),
-    "dask": Dask("dask", "dask.array", '"dask[array]"', cpu_only=True),
-    "array_api_strict": ArrayApiStrict("array_api_strict", "array_api_strict", "array-api-strict", cpu_only=True),
-}
+#: name -> the library's adapter (``anynet.adapters.REGISTRY``: a new backend is one adapter module
+#: there and one line in that table)
+BACKENDS: dict[str, Adapter] = REGISTRY
 
 #: the backends whose arrays take ``out=``: the buffer engine runs on these
 BUFFER_BACKENDS = tuple(name for name, adapter in BACKENDS.items() if adapter.out_ops is not None)
@@ -225,18 +216,24 @@ def synchronize(name: str, native: Any = None) -> None:
     _adapter(name).synchronize(native)
 
 
-def materialize(arrays: Any, name: str) -> Any:
-    """Bound a lazy backend's task graph by computing ``arrays`` now (Dask); others pass through.
+def is_lazy(name: str) -> bool:
+    """Whether backend ``name``'s arrays are task graphs, computed when asked (its adapter's ``lazy``):
+    the training loop then materialises them once an epoch."""
+    return _adapter(name).lazy
 
-    The training loop calls this once per epoch so a Dask graph never grows with the step count.
+
+def materialize(arrays: Any, name: str) -> Any:
+    """Bound a lazy backend's task graph by computing ``arrays`` now; others pass through.
+
+    The training loop calls this once per epoch so a graph never grows with the step count.
     """
     return _adapter(name).materialize(arrays)
 
 
 def quiet_overflow(name: str) -> contextlib.AbstractContextManager:
     """Silence NumPy's overflow warnings while training: a run that overflows ends in a clear
-    ``DivergedError``, and the warnings before it would only repeat that less clearly. Dask computes
-    with NumPy underneath, in this thread when the loop persists its arrays each epoch."""
+    ``DivergedError``, and the warnings before it would only repeat that less clearly. A lazy backend
+    computing with NumPy underneath does so in this thread when the loop persists its arrays each epoch."""
     return _adapter(name).quiet_overflow()
 
 
@@ -254,7 +251,7 @@ def detached(x: Any) -> Any:
 
 def buffer_ops(name: str) -> Any:
     """The ``out=`` operations of backend ``name`` (``anynet.engines.buffer_ops``); ``None`` where it
-    has none (JAX is immutable, Dask lazy, array-api-strict exposes no ``out=``)."""
+    has none (an immutable or lazy library, or one that exposes no ``out=``)."""
     adapter = BACKENDS.get(name)
     if adapter is None or adapter.out_ops is None:
         return None

@@ -538,25 +538,22 @@ def _check_values(config: dict, arrays: dict[str, np.ndarray], expected: dict) -
 
 def _build_ensemble(config: dict, arrays: dict, backend: str | None, device: str | None, dtype: Any) -> Ensemble:
     """An ensemble from a configuration and arrays that ``_read`` has checked."""
-    ens = Ensemble(
-        config["sizes"],
+    n_layers = len(config["sizes"]) - 1
+    ens = Ensemble.from_weights(
+        [arrays[f"W{i}"] for i in range(n_layers)],
+        [arrays[f"b{i}"] for i in range(n_layers)] if config["bias"] else None,
         seeds=config["seeds"],
         activation=config["activation"],
         output_activation=config["output_activation"],
-        bias=config["bias"],
         init=config.get("init", "uniform"),
+        classes=arrays["classes"] if config.get("classes") is not None else None,
         dtype=dtype if dtype is not None else config["dtype"],
         backend=backend,
         device=device,
     )
-    n_layers = len(config["sizes"]) - 1
-    stacked = [(arrays[f"W{i}"], arrays[f"b{i}"] if config["bias"] else None) for i in range(n_layers)]
-    ens._layers = ens._net._to_device(stacked, B.dtype_name(ens.dtype))
-    ens._net._dtype_chosen = dtype is not None
+    ens.follow(dtype=dtype is None)
     ens.epochs_trained = config.get("epochs_trained", 0)
     ens.metadata = dict(config.get("metadata") or {})
-    if config.get("classes") is not None:
-        ens._net.classes = np.asarray(arrays["classes"])
     for m, fields in enumerate(config["histories"]):
         if fields is not None:
             h = History(**fields)

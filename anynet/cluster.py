@@ -1,21 +1,92 @@
 """Training on a ``dask.distributed`` cluster: the public boundary of data-parallel training.
 
-``Network.fit`` asks ``client_for`` whether a fit runs on a cluster (its ``X`` is a Dask array and a
-``Client`` is active, or was passed as ``client=``), then puts the data in place with ``rows`` and
-``targets``: checked, in the network's dtype, one chunk across the columns, the targets' row chunks
-aligned with ``X``'s, and ``persist``-ed on the workers before any weight changes. The engine
-(``anynet.engines.distributed``) then trains where the rows are.
+``claim`` says whether a fit runs on a cluster (its ``X`` is a Dask array and a ``Client`` is active,
+or was passed as ``client=``) and answers with a ``Cluster``, the site where the rows stay: the data
+intake (``anynet.intake``) has it put the data in place with ``rows`` and ``targets`` (checked, in the
+network's dtype, one chunk across the columns, the targets' row chunks aligned with ``X``'s) and
+``persist`` it on the workers before any weight changes. The engine (``anynet.engines.distributed``)
+then trains where the rows are.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import socket
 from typing import Any
 
 import numpy as np
 
 from . import backend as B
+from . import intake
+
+#: the backend of the arrays a cluster trains on
+BACKEND = "dask"
+
+
+class ClusterError(RuntimeError):
+    """A cluster that cannot be used from here; the message says why and what to do."""
+
+
+class Cluster:
+    """The site of a fit on the cluster of a ``dask.distributed`` client: the rows stay on its workers."""
+
+    #: the engine that trains there
+    engine = "distributed"
+    #: rows are picked with host integers: Dask then keeps its chunk sizes known
+    host_index = True
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def prepare(
+        self,
+        spec: intake.Spec,
+        X: Any,
+        t: Any,
+        loss: Any,
+        classes: Any,
+        *,
+        sample_weight: Any = None,
+        labels: tuple[str, str] = ("X", "t"),
+    ) -> tuple[Any, Any, Any]:
+        """``X`` and ``t`` checked and prepared, lazily, as row-chunked Dask arrays for a model of
+        ``spec`` (persisted by ``hold``), and the classes ``t`` was encoded against. ``labels``: how
+        the messages name ``X`` and ``t``."""
+        if sample_weight is not None:
+            msg = "sample_weight is not supported on a Dask cluster yet; train without it, or on NumPy"
+            raise ValueError(msg)
+        x_label, t_label = labels
+        X = rows(X, x_label, n_in=spec.n_in, dtype=spec.dtype_name)
+        check_workers(self.client, chunk_backend(X))
+        if B.backend_of(t) != "dask":  # host targets: encoded here, sent once, chunked like X
+            t, known = intake.targets(t, X.shape[0], loss, spec, classes, label=t_label)
+            return X, t.rechunk({0: X.chunks[0]}), known
+        t, known = targets(
+            self.client,
+            t,
+            X,
+            t_label,
+            n_out=spec.n_out,
+            dtype=spec.dtype_name,
+            labels_wanted=loss.classification or spec.n_out > 1,
+            encode=lambda found: intake.encode(found, classes, spec, t_label)[1],
+        )
+        return X, t, spec.classes if known is None else known
+
+    def hold(self, arrays: dict[str, Any]) -> dict[str, Any]:
+        """``arrays`` persisted on the workers, each checked finite there."""
+        return persist(self.client, arrays)
+
+    def running(self) -> contextlib.AbstractContextManager:
+        """The context to train in (see ``computing_on``)."""
+        return computing_on(self.client)
+
+
+def claim(X: Any, client: Any, engine: str) -> Cluster | None:
+    """The ``Cluster`` a fit of ``X`` trains on, or ``None`` for one process (see ``client_for``)."""
+    found = client_for(X, client, engine)
+    return None if found is None else Cluster(found)
 
 
 def client_for(X: Any, client: Any, engine: str) -> Any:
@@ -194,3 +265,57 @@ def computing_on(client: Any):
 
     with dask.config.set(scheduler=client), client.as_current():
         yield
+
+
+# --------------------------------------------------------------------------- from the command line
+
+
+def backend_for(asked: str | None) -> str:
+    """The backend a fit on a scheduler's cluster computes on; ``asked``, another backend named for
+    it (``--backend``), is a ClusterError."""
+    if asked not in (None, BACKEND):
+        msg = f"trains on Dask arrays on the cluster; leave --backend {asked} out"
+        raise ClusterError(msg)
+    return BACKEND
+
+
+def connect(address: str, X: np.ndarray, stack: contextlib.ExitStack) -> tuple[Any, Any, int, int]:
+    """A client of the scheduler at ``address``, closed when ``stack`` closes, and the host ``X`` as
+    a Dask array in row chunks (two a worker) to train on its cluster: ``(X, client, workers, rows
+    per chunk)``. A ClusterError says what is missing (dask.distributed, the scheduler, workers);
+    its message reads after the name of what gave the address (``--scheduler``)."""
+    try:
+        import dask.array as da
+        from distributed import Client
+    except ImportError:
+        msg = 'needs dask.distributed on this machine; pip install ".[distributed]"'
+        raise ClusterError(msg) from None
+    try:
+        # asked first, outside a Client: one whose start fails lingers, and its __del__ printed a
+        # traceback after a 20 s wait
+        _reachable(address)
+        client = stack.enter_context(Client(address, timeout="10s", set_as_default=False))
+    except (OSError, ValueError, TypeError) as exc:
+        msg = (
+            f"{address}: cannot reach a Dask scheduler there ({exc}); start one with "
+            "`dask scheduler` and give the address it prints (tcp://HOST:8786)"
+        )
+        raise ClusterError(msg) from None
+    workers = len(client.scheduler_info()["workers"])
+    if not workers:
+        msg = f"{address}: the cluster has no workers; start some with `dask worker {address}`"
+        raise ClusterError(msg)
+    rows = -(-X.shape[0] // (2 * workers))  # two chunks a worker
+    return da.from_array(X, chunks=(rows, X.shape[1])), client, workers, rows
+
+
+def _reachable(address: str) -> None:
+    """Raise ``ValueError`` for an address Dask cannot read, ``OSError`` where nothing listens on it."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    protocol, location = parse_address(address)
+    if protocol not in ("tcp", "tls"):
+        return  # a transport this check does not speak: the Client will say
+    host, port = parse_host_port(location)
+    with socket.create_connection((host, port), timeout=5):
+        pass

@@ -54,7 +54,7 @@ def output_grad(z: Any, y: Any, t: Any, /, *, act, loss, w: Any = None, xp) -> A
 
 def _mT(a: Any, xp) -> Any:
     """The transpose of the last two axes: ``.T`` on a matrix, else the array's own ``.mT`` (an
-    attribute, cheaper than the wrapped function on NumPy), else ``xp.matrix_transpose`` (Dask)."""
+    attribute, cheaper than the wrapped function on NumPy), else ``xp.matrix_transpose`` (arrays without one)."""
     if a.ndim == 2:
         return a.T
     return a.mT if hasattr(a, "mT") else xp.matrix_transpose(a)

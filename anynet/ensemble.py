@@ -17,10 +17,9 @@ from typing import Any
 import numpy as np
 
 from . import backend as B
-from . import core, train
+from . import core, intake, plans, train
 from . import init as initialisers
 from ._validate import positive_int, same_place
-from .batches import Rows
 from .network import Network
 from .train import DivergedError, History
 
@@ -59,13 +58,70 @@ class Ensemble:
                 msg = f"seeds must be integers or None, got {s!r}"
                 raise TypeError(msg)
         self.seeds = [None if s is None else int(s) for s in seeds]
-        self._layers = self._net._to_device(self._draw(), B.dtype_name(self._net.dtype))
+        self._layers = self._net.spec.put(self._draw())
         self.histories: list[History | None] = [None] * len(seeds)
         self.diverged: dict[int, str] = {}
         self.metadata: dict[str, Any] = {}
         self.epochs_trained = 0
         self._opts: list[Any] | None = None  # each member's optimizer, while the stacked state is kept
         self._opt_state = None
+
+    @classmethod
+    def from_weights(
+        cls,
+        weights: list[Any],
+        biases: list[Any] | None = None,
+        *,
+        seeds: Sequence[int | None],
+        activation: str = "sigmoid",
+        output_activation: str | None = None,
+        init: str = "uniform",
+        classes: Any = None,
+        dtype: Any = None,
+        backend: str | None = None,
+        device: str | None = None,
+    ) -> Ensemble:
+        """An ensemble holding the given stacked parameters: ``weights`` ``[(k, n_in, n_out), ...]`` and
+        optional ``biases`` ``[(k, 1, n_out), ...]``, one of the ``k`` members per seed of ``seeds`` (the
+        seeds that ``reset`` and ``fit(reset=True)`` draw from, with ``init``). ``classes``: the class
+        labels, sorted, as ``fit`` stores them. The arrays are copied; the other arguments are
+        ``Ensemble``'s."""
+        hosts = [np.asarray(B.to_numpy(W)) for W in weights]
+        k = len(seeds)
+        for i, W in enumerate(hosts):
+            if W.ndim != 3 or W.shape[0] != k or (i and W.shape[1] != hosts[i - 1].shape[2]):
+                msg = (
+                    f"weights[{i}] has shape {W.shape}; each must be (members, n_in, n_out), with {k} members "
+                    "(one per seed) and n_in the previous layer's n_out"
+                )
+                raise ValueError(msg)
+        sizes = [hosts[0].shape[1]] + [W.shape[2] for W in hosts]
+        if biases is not None:
+            for i, (b, n) in enumerate(zip(biases, sizes[1:], strict=True)):
+                if tuple(b.shape) != (k, 1, n):
+                    msg = f"biases[{i}] has shape {tuple(b.shape)}; it must be (members, 1, n_out) = {(k, 1, n)}"
+                    raise ValueError(msg)
+        ens: Ensemble = cls(
+            sizes,
+            seeds=seeds,
+            activation=activation,
+            output_activation=output_activation,
+            bias=biases is not None,
+            init=init,
+            dtype=dtype,
+            backend=backend,
+            device=device,
+        )
+        bs = [None] * len(hosts) if biases is None else biases
+        ens._layers = ens._net.spec.put([(W, b) for W, b in zip(hosts, bs, strict=True)])
+        if classes is not None:
+            ens._net.classes = np.asarray(classes)
+        return ens
+
+    def follow(self, *, place: bool | None = None, dtype: bool | None = None) -> Ensemble:
+        """Whether the ensemble follows the data it is given, as ``Network.follow``. Returns the ensemble."""
+        self._net.follow(place=place, dtype=dtype)
+        return self
 
     # ----------------------------------------------------------------------------- description
 
@@ -86,6 +142,11 @@ class Ensemble:
     dtype = property(lambda self: self._net.dtype)
     xp = property(lambda self: self._net.xp)
     classes = property(lambda self: self._net.classes)
+
+    @property
+    def spec(self) -> intake.Spec:
+        """What the members expect of data and where they live (``anynet.intake.Spec``), as ``Network.spec``."""
+        return self._net.spec
 
     @property
     def layers(self) -> list:
@@ -170,15 +231,13 @@ class Ensemble:
 
     def predict_members(self, X: Any) -> Any:
         """Every member's output for ``X``: ``(n, n_in)`` -> ``(members, n, n_out)``, on the ensemble's backend."""
-        return core.predict(self._layers, self._net._input(self._host(X)), acts=self._net._acts, xp=self.xp)
+        return core.predict(self._layers, self._inputs(X), acts=self._net.acts, xp=self.xp)
 
     def predict(self, X: Any, member: int | None = None) -> Any:
         """The members' mean output ``(n, n_out)`` for ``X``, or member ``member``'s own."""
         if member is not None:
             i = self._index(member)
-            return core.predict(
-                self._member_layers(i), self._net._input(self._host(X)), acts=self._net._acts, xp=self.xp
-            )
+            return core.predict(self._member_layers(i), self._inputs(X), acts=self._net.acts, xp=self.xp)
         return self.xp.mean(self.predict_members(X), axis=0)
 
     def predict_classes(self, X: Any, member: int | None = None) -> Any:
@@ -190,7 +249,8 @@ class Ensemble:
     def _member_layers(self, i: int) -> list:
         return [(W[i, ...], None if b is None else b[i, ...]) for W, b in self._layers]
 
-    def _host(self, X: Any) -> Any:
+    def _inputs(self, X: Any) -> Any:
+        """``X`` checked and placed for the members (host data, or arrays where the ensemble lives)."""
         place = same_place(X=X)
         if place is not None and place != (self.backend, self.device):
             msg = (
@@ -198,7 +258,7 @@ class Ensemble:
                 f"({self.device}); pass NumPy arrays or arrays of its backend"
             )
             raise ValueError(msg)
-        return X
+        return intake.inputs(X, self.spec)
 
     # ----------------------------------------------------------------------------- training
 
@@ -235,51 +295,49 @@ class Ensemble:
                     raise ValueError(msg)
                 per[key] = values
         # each member's own options, checked exactly as Network.fit checks them
-        plans = [
-            train.plan(self.output_activation, **(options | {key: values[i] for key, values in per.items()}))
+        planned = [
+            plans.plan(self.output_activation, **(options | {key: values[i] for key, values in per.items()}))
             for i in range(k)
         ]
-        plan = plans[0]
+        plan = planned[0]
         # validation_split holds out the same rows for every member, drawn from the first one's seed
-        net, X, t, w, Xv, tv, classes = self._net._intake(X, t, plan, options)
+        net = self._net.for_data(intake.place_of(X, t, options), X)
+        data = intake.fit_data(net.spec, X, t, plan, options, seed=net.seed)
         moved = net is not self._net
-        dtype = B.dtype_name(net.dtype)
-        opts = [p.opt for p in plans]
+        spec = net.spec
+        opts = [p.opt for p in planned]
         if plan.reset:
-            layers, state, trained = net._to_device(self._draw(), dtype), None, 0
+            layers, state, trained = spec.put(self._draw()), None, 0
         else:
-            layers = net._to_device(self._layers, dtype) if moved else self._layers
+            layers = spec.put(self._layers) if moved else self._layers
             resume = self._opts == opts and self._opt_state is not None
-            state = (net._to_device(self._opt_state, dtype) if moved else self._opt_state) if resume else None
+            state = (spec.put(self._opt_state) if moved else self._opt_state) if resume else None
             trained = self.epochs_trained
         seed = plan.seed if plan.seed is not None else [self.seeds[0] or 0, trained]
-        rng = np.random.default_rng(seed)
-        data = Rows(
-            X, t, w, size=plan.batch_size, shuffle=plan.shuffle, rng=rng, backend=net.backend, native=net._native
-        )
-        on = {"backend": net.backend, "native": net._native, "dtype": dtype}
+        rows = data.rows(size=plan.batch_size, shuffle=plan.shuffle, rng=np.random.default_rng(seed))
+        on = {"backend": spec.backend, "native": spec.native, "dtype": spec.dtype_name}
         result = train.fit(
             layers,
             state,
-            data,
-            Xv,
-            tv,
+            rows,
+            data.X_val,
+            data.t_val,
             plan=plan,
-            acts=net._acts,
-            xp=net.xp,
-            backend=net.backend,
-            device=net.device,
-            native=net._native,
+            acts=net.acts,
+            xp=spec.xp,
+            backend=spec.backend,
+            device=spec.device,
+            native=spec.native,
             view=lambda layers: self._view(net, layers),
-            lrs=np.array([p.lrs() for p in plans], dtype=float).reshape(k, plan.epochs).T,  # (epochs, members)
-            alpha=train.per_member([p.alpha for p in plans], **on),
+            lrs=np.array([p.lrs() for p in planned], dtype=float).reshape(k, plan.epochs).T,  # (epochs, members)
+            alpha=train.per_member([p.alpha for p in planned], **on),
             opt=_stacked_optimizer(opts, on),
         )
 
         # Commit: everything above could still refuse; from here the fit has happened.
         if moved:
             self._net = net
-        self._net.classes = classes
+        self._net.classes = data.classes
         self._layers = result.layers
         self._opts, self._opt_state = (opts, result.state) if result.opt is not None else (None, None)
         self.epochs_trained = trained + max(h.epochs for h in result.histories)
@@ -300,7 +358,7 @@ class Ensemble:
 
     def _view(self, net: Network, layers: Any) -> Ensemble:
         """A shallow copy of this ensemble on ``net``'s place holding ``layers``: what a callback sees."""
-        view = Ensemble.__new__(Ensemble)
+        view: Ensemble = Ensemble.__new__(Ensemble)
         view.__dict__.update(self.__dict__)
         view._net, view._layers = net, layers
         return view

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import Any
 
 import numpy as np
 
-from . import activations, core, defaults, losses, sparse
+from . import activations, core, defaults, intake, losses
 from . import backend as B
 from . import init as initialisers
-from ._validate import all_finite, check_shape, host_2d, kind_of, not_finite_message, same_place, sample_weights
-from .batches import Rows
-from .tree import tree_map
+from ._validate import host_2d, kind_of, same_place
 
 
 class Network:
@@ -47,8 +46,7 @@ class Network:
             raise TypeError(msg)
         self._configure(sizes, activation, output_activation, bias, init, seed)
         self._place(backend, device, dtype)
-        host = initialisers.draw(init, sizes, seed)
-        self.layers = self._to_device([(W, b if bias else None) for W, b in host], np_dtype=B.dtype_name(self.dtype))
+        self.layers = self._initial_layers()
 
     # ----------------------------------------------------------------------------- construction
 
@@ -98,12 +96,11 @@ class Network:
             dtype = "float32" if hosts[0].dtype == np.float32 else "float64"
             if dtype == "float64" and not B.has_float64(B.placement(backend, device)[0]):
                 dtype = "float32"
-        net = cls.__new__(cls)
+        net: Network = cls.__new__(cls)
         net._configure(sizes, activation, output_activation, biases is not None, "uniform", None)
         net._place(backend, device, dtype)
         net._dtype_chosen = chosen
-        layers = [(W, None if biases is None else bhost[i]) for i, W in enumerate(hosts)]
-        net.layers = net._to_device(layers, np_dtype=B.dtype_name(net.dtype))
+        net.layers = net.spec.put([(W, None if biases is None else bhost[i]) for i, W in enumerate(hosts)])
         return net
 
     def _configure(self, sizes, activation, output_activation, bias, init, seed) -> None:
@@ -143,17 +140,6 @@ class Network:
         self.dtype = B.dtype_for(self.xp, backend, self._native, dtype)
         #: a dtype named by the user stays; otherwise the network takes the dtype of the data it follows
         self._dtype_chosen = dtype is not None
-
-    def _to_device(self, tree: Any, np_dtype: str | None = None) -> Any:
-        """Move host arrays (or other backends' arrays) in a nested list to this network's place."""
-
-        def move(x):
-            a = B.to_numpy(x)
-            if np_dtype is not None and a.dtype.kind in "biuf":
-                a = a.astype(np_dtype)
-            return B.from_numpy(a, self.backend, self._native)
-
-        return tree_map(move, tree)
 
     # ----------------------------------------------------------------------------- parameters
 
@@ -208,7 +194,7 @@ class Network:
         if not is_optimizer(optimizer):
             msg = f"optimizer must be an optimizer object with init and step, got {optimizer!r}"
             raise TypeError(msg)
-        self._opt, self._opt_state = optimizer, self._to_device(state, B.dtype_name(self.dtype))
+        self._opt, self._opt_state = optimizer, self.spec.put(state)
 
     def follow(self, *, place: bool | None = None, dtype: bool | None = None) -> Network:
         """Whether the network follows the data it is given: ``place=True`` lets it move (once) to the
@@ -225,18 +211,21 @@ class Network:
         return self._moved(backend or self.backend, device, dtype or B.dtype_name(self.dtype), dtype is not None)
 
     def _moved(self, backend: str, device: str | None, dtype: Any, chosen: bool) -> Network:
-        new = Network.__new__(Network)
+        new: Network = Network.__new__(Network)
         new.__dict__.update(self.__dict__)
         new._place(backend, device, dtype)
         new._dtype_chosen = self._dtype_chosen or chosen
-        np_dtype = B.dtype_name(new.dtype)
-        new.layers = new._to_device(self.layers, np_dtype)
-        new._opt_state = new._to_device(self._opt_state, np_dtype)
+        spec = new.spec
+        new.layers = spec.put(self.layers)
+        new._opt_state = spec.put(self._opt_state)
         new.metadata = dict(self.metadata)
         return new
 
-    def _follow(self, place: tuple[str, str] | None, label: str, x: Any) -> Network:
-        """This network, or a copy moved to where the user's arrays live (a pinned one refuses)."""
+    def for_data(self, place: tuple[str, str] | None, x: Any, label: str = "X") -> Network:
+        """This network, or a copy of it moved to ``place``, the ``(backend, device)`` where the data
+        of a ``fit`` or ``predict`` lives (``None``: host data, which goes wherever the network is), as
+        ``fit`` and ``predict`` move it. A network pinned to its place (``follow(place=False)``)
+        refuses, naming ``x``, the array given as ``label``."""
         if place is None or place == (self.backend, self.device):
             return self
         if self._pinned:
@@ -248,134 +237,28 @@ class Network:
         dtype = B.dtype_name(self.dtype) if self._dtype_chosen else B.dtype_name(getattr(x, "dtype", None))
         if dtype not in ("float32", "float64"):
             dtype = None  # integer data: the new backend's default float
-        moved = self._moved(place[0], place[1], dtype, chosen=False)
+        moved: Network = self._moved(place[0], place[1], dtype, chosen=False)
         moved._pinned = False
         return moved
 
-    # ----------------------------------------------------------------------------- data in
+    @property
+    def spec(self) -> intake.Spec:
+        """What the network expects of data and where it keeps it (``anynet.intake.Spec``): its input
+        and output widths, known classes, backend, device and dtype."""
+        place = (self.backend, self.device, self._native, self.xp, self.dtype)
+        return intake.Spec(self.n_in, self.n_out, *place, classes=self.classes)
 
-    def _input(self, X: Any, label: str = "X") -> Any:
-        """``X`` as a 2-D array of this network's dtype on its device, checked (a SciPy sparse ``X``
-        stays sparse, as CSR, on the NumPy backend)."""
-        if sparse.is_sparse(X):
-            return sparse.check(X, n_in=self.n_in, backend=self.backend, dtype=B.dtype_name(self.dtype), label=label)
-        if B.backend_of(X) not in (None, "numpy"):
-            return self._device_input(X, label)
-        a = host_2d(X, label, features=self.n_in, dtype=B.dtype_name(self.dtype))
-        return B.from_numpy(a, self.backend, self._native)
-
-    def _device_input(self, X: Any, label: str) -> Any:
-        xp = self.xp
-        X = B.detached(X)  # training must not extend the caller's autograd graph
-        if not xp.isdtype(X.dtype, ("real floating", "integral", "bool")):
-            msg = f"{label} must be numeric (float, int or bool), got dtype {X.dtype}"
-            raise TypeError(msg)
-        check_shape(X.shape, label, features=self.n_in)
-        with np.errstate(over="ignore"):  # NumPy-based backends warn on an overflowing cast; reported below
-            cast = X if X.dtype == self.dtype else xp.astype(X, self.dtype)
-            if not all_finite(cast, xp):
-                raise ValueError(not_finite_message(X, cast, label))
-        return cast
-
-    def _targets(self, t: Any, n: int, loss: losses.Loss, classes: Any = None, label: str = "t") -> tuple[Any, Any]:
-        """Targets as ``(n, n_out)`` floats on the device, and the class labels they were encoded
-        against (``self.classes`` where nothing new was learned). 1-D labels (or any non-numeric
-        labels) are encoded against ``classes``, else ``self.classes``: one-hot for several outputs,
-        0/1 for a single sigmoid output."""
-        known = self.classes
-        a = np.asarray(t) if B.backend_of(t) in (None, "numpy") else B.to_numpy(t)
-        if a.ndim == 0 or a.ndim > 2:
-            msg = f"{label} must be 1-D labels or 2-D (n_samples, n_outputs), got shape {a.shape}"
-            raise ValueError(msg)
-        if a.shape[0] != n:
-            msg = f"{'X_val' if label == 't_val' else 'X'} has {n} rows but {label} has {a.shape[0]}; they must match"
-            raise ValueError(msg)
-        labels = a.ndim == 1 or (a.ndim == 2 and a.shape[1] == 1 and self.n_out > 1) or a.dtype.kind not in "biuf"
-        if labels and a.ndim == 2 and a.shape[1] != 1:
-            msg = f"{label} must be numeric (float, int or bool), or class labels in one column; got dtype {a.dtype}"
-            raise TypeError(msg)
-        if classes is not None and self.n_out == 1:
-            _two_classes(np.unique(np.asarray(classes)), "classes")
-        dtype = B.dtype_name(self.dtype)
-        if labels and (loss.classification or self.n_out > 1 or a.dtype.kind not in "biuf"):
-            a, known = self._encode(a.reshape(-1), classes, label)
-            a = a.astype(dtype)
-        else:
-            # finite in the network's dtype, not only in t's own
-            a = host_2d(a.reshape(-1, 1) if a.ndim == 1 else a, label, dtype=dtype)
-            if a.shape[1] != self.n_out:
-                msg = f"{label} has {a.shape[1]} columns but the network has {self.n_out} outputs"
-                raise ValueError(msg)
-            if loss.nonnegative_targets and (a < 0).any():
-                msg = f"loss {loss.name!r} needs non-negative targets (counts, rates), but {label} has {a.min()}"
-                raise ValueError(msg)
-        return B.from_numpy(a, self.backend, self._native), known
-
-    def _sample_weight(self, sample_weight: Any, n: int) -> Any:
-        """``sample_weight`` checked (see ``_validate.sample_weights``) as ``(n, 1)`` on the device."""
-        w = sample_weights(sample_weight, n, B.dtype_name(self.dtype)).reshape(-1, 1)
-        return B.from_numpy(w.astype(B.dtype_name(self.dtype)), self.backend, self._native)
-
-    def _cluster_data(self, client, X, t, loss, classes, x_label="X", t_label="t"):
-        """``X`` and ``t`` checked and prepared, lazily, as row-chunked Dask arrays for training on
-        the cluster of ``client`` (persisted by the caller), and the classes ``t`` was encoded against."""
-        from . import cluster
-
-        dtype = B.dtype_name(self.dtype)
-        X = cluster.rows(X, x_label, n_in=self.n_in, dtype=dtype)
-        cluster.check_workers(client, cluster.chunk_backend(X))
-        if B.backend_of(t) != "dask":  # host targets: encoded here, sent once, chunked like X
-            t, known = self._targets(t, X.shape[0], loss, classes, label=t_label)
-            return X, t.rechunk({0: X.chunks[0]}), known
-        t, known = cluster.targets(
-            client,
-            t,
-            X,
-            t_label,
-            n_out=self.n_out,
-            dtype=dtype,
-            labels_wanted=loss.classification or self.n_out > 1,
-            encode=lambda found: self._encode(found, classes, t_label)[1],
-        )
-        return X, t, self.classes if known is None else known
-
-    def _encode(self, labels: np.ndarray, classes: Any, label: str) -> tuple[np.ndarray, np.ndarray]:
-        if labels.dtype.kind == "f" and not np.isfinite(labels).all():
-            msg = f"{label} holds NaN or infinite labels"
-            raise ValueError(msg)
-        found = np.unique(labels)
-        if classes is not None:
-            known = np.unique(np.asarray(classes))
-        elif self.classes is not None:
-            known = self.classes
-        else:
-            known = found
-        missing = np.setdiff1d(found, known)
-        if missing.size:
-            msg = f"{label} has labels {missing.tolist()[:5]} outside the known classes {known.tolist()[:10]}"
-            raise ValueError(msg)
-        want = 2 if self.n_out == 1 else self.n_out
-        if self.n_out == 1:
-            _two_classes(known, label)
-        if known.size > want or (classes is None and self.classes is None and known.size < want and self.n_out > 1):
-            msg = (
-                f"{label} has {known.size} classes but the network's {self.n_out} output(s) fit {want}; "
-                "size the output layer to the number of classes, or pass classes=[...] to fit"
-            )
-            raise ValueError(msg)
-        index = np.searchsorted(known, labels)
-        if self.n_out == 1:
-            return (index == 1).astype(float).reshape(-1, 1), known
-        onehot = np.zeros((labels.shape[0], self.n_out))
-        onehot[np.arange(labels.shape[0]), index] = 1.0
-        return onehot, known
+    @property
+    def acts(self) -> tuple:
+        """The activation of each layer (``anynet.activations`` ops, hidden layers first), as the core takes them."""
+        return self._acts
 
     # ----------------------------------------------------------------------------- using it
 
     def predict(self, X: Any) -> Any:
         """The network's output ``(n, n_out)`` for ``X``: ``(n, n_in)``, as an array on its backend."""
-        self.__dict__.update(self._follow(same_place(X=X), "X", X).__dict__)
-        return core.predict(self.layers, self._input(X), acts=self._acts, xp=self.xp)
+        self.__dict__.update(self.for_data(same_place(X=X), X).__dict__)
+        return core.predict(self.layers, intake.inputs(X, self.spec), acts=self._acts, xp=self.xp)
 
     def predict_classes(self, X: Any) -> Any:
         """Class labels: ``self.classes`` picked by the largest output (or output > 0.5 for one
@@ -404,9 +287,10 @@ class Network:
                 f"{defaults.loss_for(self.output_activation)!r})"
             )
             raise ValueError(msg)
-        self.__dict__.update(self._follow(same_place(X=X, t=t), "X", X).__dict__)
-        Xd = self._input(X)
-        td, _ = self._targets(t, Xd.shape[0], lf)
+        self.__dict__.update(self.for_data(same_place(X=X, t=t), X).__dict__)
+        spec = self.spec
+        Xd = intake.inputs(X, spec)
+        td, _ = intake.targets(t, Xd.shape[0], lf, spec)
         xp = self.xp
         y, cache = core.forward(self.layers, Xd, acts=self._acts, xp=xp)
         out = {"loss": float(lf.value(cache[-1][1], y, td, xp=xp))}
@@ -448,31 +332,29 @@ class Network:
         callback, or a ``KeyboardInterrupt``, keeps the weights and history of the last completed
         epoch, then propagates. Returns the ``History``.
         """
-        from . import cluster, train
+        from . import engines, plans, train
 
         client = options.pop("client", None)
-        plan = train.plan(self.output_activation, **options)
-        on = cluster.client_for(X, client, plan.engine)
-        if on is not None:  # data-parallel, where the rows live
-            plan = dataclasses.replace(plan, engine="distributed")
-        net, X, t, w, Xv, tv, classes = self._intake(X, t, plan, options, on)
+        plan = plans.plan(self.output_activation, **options)
+        site = engines.site_for(X, client, plan.engine)
+        if site is not None:  # data-parallel, where the rows live
+            plan = dataclasses.replace(plan, engine=site.engine)
+        net: Network = self.for_data(intake.place_of(X, t, options, site), X)
+        data = intake.fit_data(net.spec, X, t, plan, options, seed=net.seed, site=site)
         if plan.reset:
             layers, state, trained = net._initial_layers(), None, 0
         else:
             resume = net._opt == plan.opt and net._opt_state is not None
             layers, state, trained = net.layers, (net._opt_state if resume else None), net.epochs_trained
         seed = plan.seed if plan.seed is not None else [net.seed or 0, trained]
-        rng = np.random.default_rng(seed)
-        data = Rows(
-            X, t, w, size=plan.batch_size, shuffle=plan.shuffle, rng=rng, backend=net.backend, native=net._native
-        )
-        with cluster.computing_on(on):
+        rows = data.rows(size=plan.batch_size, shuffle=plan.shuffle, rng=np.random.default_rng(seed))
+        with contextlib.nullcontext() if site is None else site.running():
             result = train.fit(
                 layers,
                 state,
-                data,
-                Xv,
-                tv,
+                rows,
+                data.X_val,
+                data.t_val,
                 plan=plan,
                 acts=net._acts,
                 xp=net.xp,
@@ -485,7 +367,7 @@ class Network:
         if net is not self:
             self.__dict__.update(net.__dict__)
         self.layers, self._opt, self._opt_state = result.layers, result.opt, result.state
-        self.classes = classes
+        self.classes = data.classes
         self.epochs_trained = trained + result.history.epochs
         self.history = result.history
         if result.error is not None:
@@ -493,62 +375,6 @@ class Network:
         if result.diverged:
             raise train.DivergedError(result.diverged[0], result.history)
         return result.history
-
-    def _intake(self, X: Any, t: Any, plan: Any, options: dict, on: Any = None) -> tuple:
-        """A fit's data checked and placed once, for this network or a stack of its shape: ``(net, X,
-        t, w, X_val, t_val, classes)``, ``net`` being this network or a copy moved to where the arrays
-        live, ``w`` the row weights ``(n, 1)`` or ``None``. ``on``: a ``dask.distributed`` client whose
-        workers keep the rows (``t`` may then come from the host)."""
-        from . import cluster
-
-        Xv_in, tv_in = options.get("validation_data") or (None, None)
-        sample_weight = options.get("sample_weight")
-        if on is None:
-            place = same_place(X=X, t=t, X_val=Xv_in, t_val=tv_in, sample_weight=sample_weight)
-            net = self._follow(place, "X", X)
-            X = net._input(X, "X")
-            t, classes = net._targets(t, X.shape[0], plan.loss, options.get("classes"))
-        else:
-            if sample_weight is not None:
-                msg = "sample_weight is not supported on a Dask cluster yet; train without it, or on NumPy"
-                raise ValueError(msg)
-            net = self._follow(same_place(X=X, X_val=Xv_in), "X", X)
-            X, t, classes = net._cluster_data(on, X, t, plan.loss, options.get("classes"))
-        w = None if sample_weight is None else net._sample_weight(sample_weight, X.shape[0])
-        Xv = tv = None
-        if plan.validation_split:
-            X, t, w, Xv, tv = net._split(X, t, w, plan.validation_split, net.seed, host_index=on is not None)
-        elif Xv_in is not None and on is not None:
-            Xv, tv, _ = net._cluster_data(on, Xv_in, tv_in, plan.loss, classes, "X_val", "t_val")
-        elif Xv_in is not None:
-            Xv = net._input(Xv_in, "X_val")
-            tv, _ = net._targets(tv_in, Xv.shape[0], plan.loss, classes, label="t_val")
-        if on is not None:
-            held = cluster.persist(on, {"X": X, "t": t} | ({} if Xv is None else {"X_val": Xv, "t_val": tv}))
-            X, t, Xv, tv = held["X"], held["t"], held.get("X_val"), held.get("t_val")
-        return net, X, t, w, Xv, tv, classes
-
-    def _split(self, X: Any, t: Any, w: Any, fraction: float, seed: Any, *, host_index: bool = False) -> tuple:
-        """``validation_split``: a seeded random ``fraction`` of the rows of ``X``, ``t`` (and ``w``) held
-        out, as ``(X, t, w, X_val, t_val)``. ``host_index``: index with host integers (Dask keeps its
-        chunk sizes known so)."""
-        n = X.shape[0]
-        n_val = max(1, round(n * fraction))
-        if n - n_val < 1:
-            msg = f"validation_split={fraction} leaves no training rows out of {n}"
-            raise ValueError(msg)
-        order = np.random.default_rng(seed).permutation(n)
-        val_idx, tr_idx = order[:n_val], order[n_val:]
-        if not host_index:
-            val_idx, tr_idx = (B.from_numpy(i, self.backend, self._native) for i in (val_idx, tr_idx))
-        xp = self.xp
-        return (
-            sparse.take_rows(X, tr_idx, xp),
-            xp.take(t, tr_idx, axis=0),
-            None if w is None else xp.take(w, tr_idx, axis=0),
-            sparse.take_rows(X, val_idx, xp),
-            xp.take(t, val_idx, axis=0),
-        )
 
     def with_layers(self, layers: Any) -> Network:
         """A shallow copy of this network (configuration, place, classes) holding ``layers``
@@ -560,7 +386,7 @@ class Network:
 
     def _initial_layers(self) -> Any:
         host = initialisers.draw(self.init, self.sizes, self.seed)
-        return self._to_device([(W, b if self.bias else None) for W, b in host], B.dtype_name(self.dtype))
+        return self.spec.put([(W, b if self.bias else None) for W, b in host])
 
     def reset(self) -> None:
         """Back to the initial weights drawn from ``seed``, with no optimizer state or history."""
@@ -576,14 +402,3 @@ def _check_sizes(sizes: Any) -> list[int]:
         msg = f"sizes must list at least two positive layer widths, input first, like [2, 4, 1]; got {sizes!r}"
         raise ValueError(msg)
     return [int(s) for s in sizes]
-
-
-def _two_classes(known: np.ndarray, label: str) -> None:
-    """A one-output network separates two classes: refuse one (``predict_classes`` could not name the other)."""
-    if known.size < 2:
-        found = repr(known.tolist()[0]) if known.size else "none"
-        msg = (
-            f"{label} holds a single class ({found}) but a one-output network needs two to tell apart; "
-            "give labels of both classes, or pass both to fit as classes=[...]"
-        )
-        raise ValueError(msg)

@@ -35,7 +35,6 @@ from common import (  # noqa: E402
 )
 
 import anynet  # noqa: E402
-from anynet import backend as B  # noqa: E402
 
 XOR_X = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=float)
 XOR_T = np.array([[0, 1, 1, 0]], dtype=float).T
@@ -45,7 +44,7 @@ TARGET_MEMBERS, TARGET_RATIO = 64, 4.0
 
 def _network(backend: str, steps: int):
     net = anynet.Network(SIZES, seed=1, backend=backend, dtype="float64")
-    X, T = net._input(XOR_X), B.from_numpy(XOR_T, backend, net._native)
+    X, T = net.spec.put(XOR_X), net.spec.put(XOR_T)
 
     def run():
         net.fit(X, T, epochs=steps, verbose=0, reset=True)
@@ -56,7 +55,7 @@ def _network(backend: str, steps: int):
 
 def _ensemble(backend: str, members: int, steps: int):
     ens = anynet.Ensemble(SIZES, members=members, seed=1, backend=backend, dtype="float64")
-    X, T = ens._net._input(XOR_X), B.from_numpy(XOR_T, backend, ens._net._native)
+    X, T = ens.spec.put(XOR_X), ens.spec.put(XOR_T)
 
     def run():
         ens.fit(X, T, epochs=steps, verbose=0, reset=True)

@@ -6,6 +6,7 @@ activation, loss, optimizer or engine is covered without touching this file.
 """
 
 import dataclasses
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -175,23 +176,101 @@ def test_an_engine_without_the_optimizers_form_refuses_it(backend, fast):
     np.testing.assert_array_equal(anynet.to_numpy(net.weights[0]), before)
 
 
-def test_a_new_engine_is_one_class_and_one_registry_line(rng, monkeypatch):
-    calls = []
+class Counting(Reference):
+    """A toy executor: the reference engine, noting each step's members (the leading axes of the
+    parameters: ``()`` for one network) and batch rows."""
 
-    class Counting(Reference):
-        name = "counting"
+    name = "counting"
+    steps: ClassVar[list[tuple]] = []
 
-        def step(self, X, t, lr):
-            calls.append(X.shape[0])
-            return super().step(X, t, lr)
+    def step(self, X, t, lr, w=None):
+        Counting.steps.append((tuple(self.layers[0][0].shape[:-2]), X.shape[-2]))
+        return super().step(X, t, lr, w)
 
+
+@pytest.fixture
+def counting(monkeypatch):
+    """The toy registered as ``engine="counting"``: one class and one registry line."""
     monkeypatch.setitem(engines.REGISTRY, "counting", engines.Entry(Counting))
+    monkeypatch.setattr(Counting, "steps", [])
+    return Counting.steps
+
+
+def test_a_new_engine_is_one_class_and_one_registry_line(rng, counting):
     X, _, labels = _data(rng)
     ref, net = _pair([5, 4, 3], output_activation="softmax")
     ref.fit(X, labels, epochs=3, batch_size=8, verbose=0, engine="reference", seed=1)
     net.fit(X, labels, epochs=3, batch_size=8, verbose=0, engine="counting", seed=1)
-    assert calls == [8] * 9
+    assert counting == [((), 8)] * 9
     _assert_same(net, ref)
+
+
+def test_a_new_engine_trains_an_ensemble_as_the_reference_does(rng, counting):
+    X, _, labels = _data(rng)
+    options = {"epochs": 3, "batch_size": 8, "verbose": 0, "seed": 1, "lr": [0.5, 1.0, 2.0]}
+    ref, ens = (anynet.Ensemble([5, 4, 3], members=3, output_activation="softmax", dtype="float64") for _ in "ab")
+    ref.fit(X, labels, engine="reference", **options)
+    ens.fit(X, labels, engine="counting", **options)
+    assert counting == [((3,), 8)] * 9  # one step for the stack of members, each batch shared
+    for a, b in zip(ens.histories, ref.histories, strict=True):
+        np.testing.assert_array_equal(a.loss, b.loss)
+    for (Wa, ba), (Wb, bb) in zip(ens.layers, ref.layers, strict=True):
+        np.testing.assert_array_equal(anynet.to_numpy(Wa), anynet.to_numpy(Wb))
+        np.testing.assert_array_equal(anynet.to_numpy(ba), anynet.to_numpy(bb))
+
+
+def test_a_new_engine_trains_a_search_as_the_reference_does(rng, backend, counting):
+    """A face picks the engine by its own parameter: the estimator's ``engine``, which the search's
+    stacks take (a stack's members share every parameter but a few numbers)."""
+    pytest.importorskip("sklearn")
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.model_selection import KFold
+
+    from anynet.sklearn import MLPClassifier, MLPSearchCV
+
+    X, _, labels = _data(rng, n=30)
+    grid = {"learning_rate_init": [0.01, 0.1], "alpha": [1e-4, 1e-2]}
+    searches = {}
+    for engine in ("reference", "counting"):
+        est = MLPClassifier((4,), max_iter=5, batch_size=8, random_state=0, dtype="float64", engine=engine)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            searches[engine] = MLPSearchCV(est, grid, cv=KFold(3)).fit(X, labels)
+    ref, toy = searches["reference"], searches["counting"]
+    stacked = not anynet.backend.is_lazy(backend)  # a lazy backend trains each candidate alone
+    assert [s["stacked"] for s in toy.stacks_] == [s["stacked"] for s in ref.stacks_]
+    assert toy.stacks_[0]["stacked"] == stacked
+    # the stack's steps, members (folds, candidates); then the refit's (and any alone fit's), one network's
+    assert {members for members, _ in counting} == ({(3, 4), ()} if stacked else {()})
+    for key in ("mean_test_score", "split0_test_score", "split1_test_score", "split2_test_score"):
+        np.testing.assert_array_equal(toy.cv_results_[key], ref.cv_results_[key])
+    assert toy.best_params_ == ref.best_params_
+    for a, b in zip(toy.best_estimator_.coefs_, ref.best_estimator_.coefs_, strict=True):
+        np.testing.assert_array_equal(anynet.to_numpy(a), anynet.to_numpy(b))
+
+
+def test_a_search_trains_alone_on_an_engine_that_does_not_stack(rng, counting, monkeypatch):
+    pytest.importorskip("sklearn")
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.model_selection import KFold
+
+    from anynet.sklearn import MLPRegressor, MLPSearchCV
+
+    class OneAtATime(Counting):
+        stacks = False
+
+    monkeypatch.setitem(engines.REGISTRY, "one-at-a-time", engines.Entry(OneAtATime))
+    X, t, _ = _data(rng, n=30, n_out=1)
+    est = MLPRegressor(hidden_layer_sizes=(3,), solver="sgd", max_iter=2, batch_size=10, engine="one-at-a-time")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search = MLPSearchCV(est, {"alpha": [1e-4, 1e-2]}, cv=KFold(2), refit=False).fit(X, t[:, 0])
+    assert [s["stacked"] for s in search.stacks_] == [False, False]
+    assert {members for members, _ in counting} == {()}  # every fit on the toy, one network at a time
 
 
 def test_fast_engine_never_writes_the_callers_arrays(fast, asarray):

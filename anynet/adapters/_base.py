@@ -40,6 +40,9 @@ class Adapter:
     xp_module: ClassVar[str]
     #: ``"module:Class"`` of its ``out=`` operations for the buffer engine; ``None``: no ``out=`` arrays
     out_ops: ClassVar[str | None] = None
+    #: its arrays are task graphs, computed when asked: the training loop materialises them once an
+    #: epoch (``materialize``), so that a graph never grows with the step count
+    lazy: ClassVar[bool] = False
 
     def load(self) -> Any:
         """The library's module, imported now; a BackendError says what to install if it is missing."""

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ._base import Adapter, BackendError, numpy_errstate
+
+#: array-api-strict names a device only in its repr: ``array_api_strict.Device('CPU_DEVICE')``
+_NAMED = re.compile(r"Device\('(?P<name>[^']*)'\)")
 
 
 class ArrayApiStrict(Adapter):
@@ -12,7 +16,7 @@ class ArrayApiStrict(Adapter):
 
     def devices(self) -> list[str]:
         mod = self.load()
-        return [d._device for d in mod.__array_namespace_info__().devices()]
+        return [self.device_name(d) for d in mod.__array_namespace_info__().devices()]
 
     def _native(self, mod: Any, dev: str | None, device: Any) -> Any:
         known = self.devices()
@@ -24,7 +28,11 @@ class ArrayApiStrict(Adapter):
         return mod.Device(device)
 
     def device_name(self, native: Any) -> str:
-        return native._device
+        found = _NAMED.search(repr(native))
+        if found is None:
+            msg = f"cannot read the name of the array_api_strict device {native!r}"
+            raise BackendError(msg)
+        return found["name"]
 
     def to_numpy(self, x: Any) -> Any:
         # NumPy converts arrays of its CPU device only: one on another device comes over first

@@ -15,6 +15,7 @@ class Dask(HostAdapter):
     xp_module = "array_api_compat.dask.array"
 
     owns = staticmethod(array_api_compat.is_dask_array)
+    lazy = True
 
     def to_numpy(self, x: Any) -> np.ndarray:
         return np.asarray(x.compute())

@@ -25,8 +25,9 @@ from ._common import (
     _writable,
 )
 
-#: the most epochs the demo runs on Dask (about a tenth of a second each: under two minutes)
-DASK_EPOCHS = 1000
+#: the most epochs the demo runs on a lazy backend (``anynet.backend.is_lazy``: each epoch a task graph,
+#: about a tenth of a second: under two minutes)
+LAZY_EPOCHS = 1000
 #: what ``anynet demo --plot DIR`` writes in DIR
 DEMO_PICTURES = ("xor-boundary.png", "xor-weights-before.png", "xor-weights-after.png")
 
@@ -41,13 +42,13 @@ def run(args: argparse.Namespace) -> int:
     from ..network import Network
 
     backend, device = _place(args.backend, args.device)
-    pictures = _demo_pictures(args.plot) if args.plot else None
-    if backend == "dask" and args.epochs > DASK_EPOCHS:
+    pictures = _demo_pictures(args.plot) if args.plot else None  # a wrong folder is said first, on any backend
+    if B.is_lazy(backend) and args.epochs > LAZY_EPOCHS:
         # each epoch is a task graph of its own, about 0.1 s: 60000 of them would take two hours
         minutes = args.epochs * 0.1 / 60
         msg = (
-            f"{args.epochs} epochs on dask would take about {minutes:.0f} minutes (each epoch is a task graph, "
-            f"about 0.1 s); give --epochs {DASK_EPOCHS} or fewer to watch it there, or run on numpy"
+            f"{args.epochs} epochs on {backend} would take about {minutes:.0f} minutes (each epoch is a task graph, "
+            f"about 0.1 s); give --epochs {LAZY_EPOCHS} or fewer to watch it there, or run on numpy"
         )
         raise UserError(msg)
     net = Network(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -59,10 +58,16 @@ def run(args: argparse.Namespace) -> int:
         if task == "regression":  # a target far from 0 would take the output bias many epochs to reach
             t, (t_mean,), (t_std,) = _standardized(t.astype(float).reshape(-1, 1), [table.target], table.source)
             t, t_scaling = t[:, 0], {"mean": t_mean, "std": t_std}
-    if args.scheduler is not None and args.backend not in (None, "dask"):
-        msg = f"--scheduler trains on Dask arrays on the cluster; leave --backend {args.backend} out"
-        raise UserError(msg)
-    backend, device = _place("dask" if args.scheduler else args.backend, args.device)
+    backend = args.backend
+    if args.scheduler is not None:
+        from .. import cluster
+
+        try:
+            backend = cluster.backend_for(args.backend)
+        except cluster.ClusterError as exc:
+            msg = f"--scheduler {exc}"
+            raise UserError(msg) from None
+    backend, device = _place(backend, args.device)
     sizes = [X.shape[1], *args.hidden, n_out]
     net = Network(
         sizes,
@@ -222,44 +227,17 @@ def _task(args: argparse.Namespace, table: D.Table) -> tuple[str, str, str, int]
 
 
 def _on_cluster(address: str, X: np.ndarray, stack: contextlib.ExitStack, say) -> tuple[Any, Any]:
-    """``X`` as a Dask array in row chunks, and a client of the scheduler at ``address``, closed when
-    ``stack`` closes: the fit trains data-parallel on that cluster."""
+    """``X`` in row chunks on the cluster of the scheduler at ``address``, and a client of it, closed
+    when ``stack`` closes (``anynet.cluster.connect``): the fit trains data-parallel there."""
+    from .. import cluster
+
     try:
-        import dask.array as da
-        from distributed import Client
-    except ImportError:
-        msg = '--scheduler needs dask.distributed on this machine; pip install ".[distributed]"'
+        X, client, workers, rows = cluster.connect(address, X, stack)
+    except cluster.ClusterError as exc:
+        msg = f"--scheduler {exc}"
         raise UserError(msg) from None
-    try:
-        # asked first, outside a Client: one whose start fails lingers, and its __del__ printed a
-        # traceback after a 20 s wait
-        _reachable(address)
-        client = stack.enter_context(Client(address, timeout="10s", set_as_default=False))
-    except (OSError, ValueError, TypeError) as exc:
-        msg = (
-            f"--scheduler {address}: cannot reach a Dask scheduler there ({exc}); start one with "
-            "`dask scheduler` and give the address it prints (tcp://HOST:8786)"
-        )
-        raise UserError(msg) from None
-    workers = len(client.scheduler_info()["workers"])
-    if not workers:
-        msg = f"--scheduler {address}: the cluster has no workers; start some with `dask worker {address}`"
-        raise UserError(msg)
-    rows = -(-X.shape[0] // (2 * workers))  # two chunks a worker
     say(f"cluster: {address}, {workers} worker(s); the rows go to them once, in chunks of {rows}")
-    return da.from_array(X, chunks=(rows, X.shape[1])), client
-
-
-def _reachable(address: str) -> None:
-    """Raise ``ValueError`` for an address Dask cannot read, ``OSError`` where nothing listens on it."""
-    from distributed.comm.addressing import parse_address, parse_host_port
-
-    protocol, location = parse_address(address)
-    if protocol not in ("tcp", "tls"):
-        return  # a transport this check does not speak: the Client will say
-    host, port = parse_host_port(location)
-    with socket.create_connection((host, port), timeout=5):
-        pass
+    return X, client
 
 
 def _print_summary(net, history, kept, table, task, n_val, lr, batch, args, out, pictures) -> None:

@@ -1,5 +1,7 @@
 """Executors: how training steps run. Each implements the ``Engine`` protocol below and registers
-itself in one line of ``REGISTRY``; ``fit`` talks to an engine only through the protocol.
+itself in one line of ``REGISTRY``; ``fit`` talks to an engine only through the protocol. An engine
+that trains where the data lives (other machines) also names a *site* hook in its line: the faces
+ask ``site_for`` where a fit runs, and the data intake (``anynet.intake``) has the site prepare the rows.
 
 All engines do the core's math. The reference engine *is* the core (``anynet.core`` and the pure forms
 of the ops); the others ask each op for a faster form of itself and fall back to the pure one, and
@@ -8,7 +10,9 @@ of the ops); the others ask each op for a faster form of itself and fall back to
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -57,20 +61,42 @@ class Engine(Protocol):
     def snapshot(self) -> Any: ...
 
 
+class Site(Protocol):
+    """Where a fit trains when its rows stay where they live (a cluster's workers), as an engine's
+    ``site`` hook returns it: ``f(X, client, engine) -> Site | None`` claims a fit of ``X`` (``client``:
+    the fit's ``client=`` option, ``engine``: its ``engine=``), or returns ``None`` to leave it to this
+    process; a request it cannot serve (a closed client, say) raises.
+
+    ``engine``: the registered engine that trains there. ``prepare(spec, X, t, loss, classes, *,
+    sample_weight=None, labels=("X", "t"))`` checks ``X`` and ``t`` for a model of ``spec``
+    (``anynet.intake.Spec``) and returns them as the engine takes them, with the classes ``t`` was
+    encoded against; ``hold(arrays)`` keeps a dict of them in place for the fit; ``running()`` is the
+    context the fit trains in. ``host_index``: rows are picked with host integers.
+    """
+
+    engine: str
+    host_index: bool
+
+    def prepare(self, spec: Any, X: Any, t: Any, loss: Any, classes: Any, **options: Any) -> tuple: ...
+
+    def hold(self, arrays: dict[str, Any]) -> dict[str, Any]: ...
+
+    def running(self) -> contextlib.AbstractContextManager: ...
+
+
 @dataclass(frozen=True)
 class Entry:
     """A registered engine: its class, or where it lives as ``"module:Class"`` (imported on first
-    use, so JAX is imported only when asked for), and the backends whose ``engine="auto"`` it
-    serves, in order of preference."""
+    use, so JAX is imported only when asked for), the backends whose ``engine="auto"`` it serves, in
+    order of preference, and its ``site`` hook (a function, or ``"module:function"``), if it trains
+    where the data lives."""
 
     target: str | type
     auto: tuple[str, ...] = ()
+    site: str | Callable[[Any, Any, str], Site | None] | None = None
 
     def load(self) -> type:
-        if isinstance(self.target, type):
-            return self.target
-        module, _, name = self.target.partition(":")
-        return getattr(importlib.import_module(module), name)
+        return _load(self.target)
 
 
 #: name -> engine; a new executor is one module and one line here
@@ -78,11 +104,42 @@ REGISTRY: dict[str, Entry] = {
     "reference": Entry("anynet.engines.reference:Reference"),
     "buffer": Entry("anynet.engines.buffer:Buffer", auto=("numpy", "cupy", "torch")),
     "compiled": Entry("anynet.engines.compiled:Compiled", auto=("jax",)),
-    # chosen by Network.fit when a dask.distributed client is active, never as a backend's auto
-    "distributed": Entry("anynet.engines.distributed:Distributed"),
+    # chosen where its site claims the fit (a dask.distributed client is active), never as a backend's auto
+    "distributed": Entry("anynet.engines.distributed:Distributed", site="anynet.cluster:claim"),
 }
 #: other names accepted for an engine
 ALIASES = {"inplace": "buffer"}
+
+
+def _load(target: str | Any) -> Any:
+    if not isinstance(target, str):
+        return target
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def site_for(X: Any, client: Any, engine: str) -> Site | None:
+    """Where a fit of ``X`` trains when its rows stay where they live: the site of the first
+    registered engine whose ``site`` hook claims it, or ``None`` for this process. ``client`` and
+    ``engine``: the fit's ``client=`` and ``engine=`` options."""
+    for entry in REGISTRY.values():
+        if entry.site is not None:
+            site = _load(entry.site)(X, client, engine)
+            if site is not None:
+                return site
+    return None
+
+
+def stacks(engine: str) -> bool:
+    """Whether ``engine`` (a name ``check`` takes) can train a stack of members: ``"auto"`` always
+    can (the reference does); a named engine says so with ``stacks = True``."""
+    engine = check(engine)
+    if engine == "auto":
+        return True
+    try:
+        return bool(getattr(REGISTRY[engine].load(), "stacks", False))
+    except ImportError:
+        return False
 
 
 def names() -> list[str]:

@@ -15,8 +15,8 @@ takes: the same Glorot draws from ``random_state``, the same shuffled batches, t
 and stopping rule (scikit-learn's ``tol``/``n_iter_no_change``). So ``cv_results_`` holds the scores
 ``GridSearchCV`` would compute, to rounding, and the search picks the same ``best_params_``. Candidates
 that cannot stack (``solver="lbfgs"``, ``early_stopping=True``, an ``"invscaling"`` or ``"adaptive"``
-learning rate, sparse ``X``, the Dask backend, or folds that miss a class) train one by one, exactly as
-``GridSearchCV`` trains them.
+learning rate, sparse ``X``, a lazy backend, an ``engine`` that trains one network at a time, or folds
+that miss a class) train one by one, exactly as ``GridSearchCV`` trains them.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import _fit_context, clone, is_classifier
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics._scorer import _check_multimetric_scoring, _MultimetricScorer
 from sklearn.model_selection import GridSearchCV, ParameterGrid, check_cv
 from sklearn.model_selection._validation import (
     _fit_and_score,
@@ -39,17 +40,19 @@ from sklearn.model_selection._validation import (
     _warn_or_raise_about_fit_failures,
 )
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.metaestimators import _safe_split
 from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import indexable
 
-from . import activations, optimizers, sparse
-from . import backend as B
-from . import train as training
-from ._validate import all_finite, sample_weights
-from .batches import Groups
-from .sklearn import _OUTPUT, MLPClassifier, _BaseMLP, _glorot, _host, _on, hidden_sizes
-from .stopping import NoImprovement
+from .. import activations, engines, intake, optimizers, plans, sparse
+from .. import backend as B
+from .. import train as training
+from .._validate import all_finite, sample_weights
+from ..batches import Groups
+from ..stopping import NoImprovement
+from .base import BaseMLP
+from .networks import OUTPUT, glorot, to_host
 
 __all__ = ["MLPSearchCV"]
 
@@ -70,6 +73,10 @@ class MLPSearchCV(GridSearchCV):
     ``fit(X, y, groups=None, sample_weight=None)``: ``groups`` goes to the splitter, ``sample_weight``
     to each fit (its training rows). Every candidate's parameters are checked before any training.
 
+    The engine that trains (``anynet.engines``) is the estimator's ``engine`` parameter, as for its own
+    ``fit``: a stack trains on it when it stacks (``stacks = True``), and its candidates train alone,
+    one fit at a time on it, when it does not. It may be searched over like any other parameter.
+
     Adds ``stacks_``: how the fits were trained, one dict per stack, ``{"candidates": [indices],
     "fits": candidates × folds, "stacked": bool, "seconds": wall time}``. A stacked fit's
     ``fit_time`` in ``cv_results_`` is its stack's time divided by the fits in it.
@@ -79,7 +86,7 @@ class MLPSearchCV(GridSearchCV):
     def fit(self, X, y=None, *, groups=None, sample_weight=None):
         """Run every candidate on every fold and refit the best; returns ``self``."""
         base = self.estimator
-        if not isinstance(base, _BaseMLP):
+        if not isinstance(base, BaseMLP):
             msg = (
                 "MLPSearchCV searches anynet.sklearn.MLPClassifier or MLPRegressor, got "
                 f"{type(base).__name__}; use sklearn.model_selection.GridSearchCV for other estimators"
@@ -91,12 +98,12 @@ class MLPSearchCV(GridSearchCV):
             raise ValueError(msg)
         estimators = [_candidate(base, params) for params in candidates]  # each checked before training
 
-        scorers, refit_metric = self._get_scorers()
+        scorers, refit_metric, named = self._scorers()
         X, y = indexable(X, y)
         cv = check_cv(self.cv, y, classifier=is_classifier(base))
         splits = list(cv.split(X, y, groups))
         self.n_splits_ = len(splits)
-        sw = None if sample_weight is None else sample_weights(_host(sample_weight), _num_samples(X))
+        sw = None if sample_weight is None else sample_weights(to_host(sample_weight), _num_samples(X))
         fit_params = {} if sw is None else {"sample_weight": sw}
         # as GridSearchCV: sample_weight also weighs the scores, where every scorer takes it
         weigh_scores = sw is not None and getattr(self, "_check_scorers_accept_sample_weight", bool)()
@@ -111,11 +118,12 @@ class MLPSearchCV(GridSearchCV):
         self.stacks_ = []
         stacks, alone = _plan(estimators, X)
         context = _Data(base, estimators, X, y, splits, sw, score_params) if stacks else None
+        scoring = (scorers, named)
         if context is not None and context.refused:
             alone, stacks = sorted(alone + [i for key in stacks for i in stacks[key]]), {}
         for members in stacks.values():
             t0 = time.perf_counter()
-            results = _Stack(context, members, self, estimators).train()
+            results = _Stack(context, members, self, estimators, scoring).train()
             for (c, f), result in results.items():
                 out[c * self.n_splits_ + f] = result
             self.stacks_.append(
@@ -169,12 +177,22 @@ class MLPSearchCV(GridSearchCV):
             self.refit_time_ = time.time() - t0
             if hasattr(self.best_estimator_, "feature_names_in_"):
                 self.feature_names_in_ = self.best_estimator_.feature_names_in_
-        self.scorer_ = scorers._scorers if hasattr(scorers, "_scorers") else scorers
+        self.scorer_ = scorers if named is None else named
         self.cv_results_ = results
         return self
 
+    def _scorers(self) -> tuple[Any, str, dict | None]:
+        """``GridSearchCV._get_scorers``'s ``(scorers, refit_metric)``, and for several metrics the
+        scorers by name (else ``None``)."""
+        if callable(self.scoring) or self.scoring is None or isinstance(self.scoring, str):
+            scorers, refit_metric = self._get_scorers()
+            return scorers, refit_metric, None
+        named = _check_multimetric_scoring(self.estimator, self.scoring)
+        self._check_refit_for_multimetric(named)
+        return _MultimetricScorer(scorers=named, raise_exc=(self.error_score == "raise")), self.refit, named
 
-def _candidate(base: _BaseMLP, params: dict) -> _BaseMLP:
+
+def _candidate(base: BaseMLP, params: dict) -> BaseMLP:
     """``base`` with ``params`` set and checked, as ``GridSearchCV`` would fit it; a name the
     estimator does not have is an error here, before any training."""
     valid = base.get_params()
@@ -185,26 +203,27 @@ def _candidate(base: _BaseMLP, params: dict) -> _BaseMLP:
         )
         raise ValueError(msg)
     est = clone(base).set_params(**clone(params, safe=False))
-    est._validate_params()
     try:
-        hidden_sizes(est.hidden_layer_sizes)
+        est.check_params()
+    except InvalidParameterError:  # scikit-learn's own message names the parameter and the value
+        raise
     except ValueError as exc:  # said before any training, for the candidate that has it
         msg = f"param_grid candidate {params}: {exc}"
         raise ValueError(msg) from None
     return est
 
 
-def _stackable(est: _BaseMLP, X: Any) -> bool:
+def _stackable(est: BaseMLP, X: Any) -> bool:
     if est.solver == "lbfgs" or est.early_stopping or sparse.is_sparse(X):
         return False
     if est.solver == "sgd" and est.learning_rate != "constant":
         return False
-    backend = B.backend_of(X)
-    backend = est._backend_for_host_data(refit=True) if backend in (None, "numpy") else backend
-    return backend != "dask"
+    if not engines.stacks(est.engine):  # an engine that trains one network at a time
+        return False
+    return not B.is_lazy(est.fit_backend(X))  # on a lazy backend each candidate trains alone
 
 
-def _plan(estimators: list[_BaseMLP], X: Any) -> tuple[dict, list[int]]:
+def _plan(estimators: list[BaseMLP], X: Any) -> tuple[dict, list[int]]:
     """The stacks (candidate indices by the parameters their members must share) and the candidates
     that train alone."""
     stacks: dict[str, list[int]] = defaultdict(list)
@@ -224,19 +243,18 @@ class _Data:
     each fold's training rows and test data."""
 
     def __init__(self, base, estimators, X, y, splits, sw, score_params):
-        est = clone(estimators[0])
-        self.place = est._where(X, y)
-        self.X, self.T = est._validate_input(X, y, self.place, False, reset=True)
+        est = clone(estimators[0]).set_params(random_state=0)  # its draws are not used (see _template)
+        self.X, self.T = est.begin_fit(X, y)
         self.splits, self.sw, self.score_params = splits, sw, score_params
         self.X_raw, self.y_raw = X, y
         #: a fold whose training rows miss a class has other outputs: its fits cannot join a stack
         self.refused = is_classifier(base) and any(
-            not np.array_equal(unique_labels(_host(y)[train]), est.classes_) for train, _ in splits
+            not np.array_equal(unique_labels(to_host(y)[train]), est.classes_) for train, _ in splits
         )
         self._tests: dict[int, tuple] = {}  # each fold's test rows: the folds' together are one copy of X
         self._train: tuple = (None, None)  # one fold's training rows at a time (scored fold by fold)
 
-    def test(self, f: int, base: _BaseMLP, *, train: bool = False) -> tuple:
+    def test(self, f: int, base: BaseMLP, *, train: bool = False) -> tuple:
         """``(X_test, y_test, test score params)`` of fold ``f`` as ``GridSearchCV`` cuts them, and
         with ``train`` also ``(X_train, y_train, train score params)``."""
         rows, test = self.splits[f]
@@ -255,8 +273,9 @@ class _Stack:
     """One stack's fits, trained together: ``G`` groups (a fold and a shuffle seed each) of ``m``
     candidates, in the training loop."""
 
-    def __init__(self, data: _Data, members: list[int], search: MLPSearchCV, estimators: list[_BaseMLP]) -> None:
+    def __init__(self, data: _Data, members: list[int], search: MLPSearchCV, estimators: list[BaseMLP], scoring):
         self.data, self.search, self.estimators = data, search, estimators
+        self.scorers, self.named = scoring  # the search's scorers, and by name for several metrics
         ests = [self.estimators[c] for c in members]
         first = ests[0]
         n_features, n_out = data.X.shape[1], data.T.shape[1]
@@ -268,7 +287,7 @@ class _Stack:
         for c, est in zip(members, ests, strict=True):
             for f in range(len(data.splits)):
                 rs = check_random_state(copy.deepcopy(est.random_state))
-                weights, biases = _glorot(self.units, est.activation, rs)
+                weights, biases = glorot(self.units, est.activation, rs)
                 seed = int(rs.randint(np.iinfo(np.int32).max)) if est.shuffle else 0
                 draws[f, seed].append((c, weights, biases))
         sizes = {len(v) for v in draws.values()}
@@ -306,12 +325,12 @@ class _Stack:
         """The groups that step together (a fold and a shuffle seed each, of ``m`` candidates) trained
         as one ``(G, m)`` stack by the training loop, with scikit-learn's stopping rule, then scored."""
         data, est = self.data, self.first
-        tpl = _template(data, est, self.units)
-        net = tpl._net
+        tpl = _template(data, est)
+        net = tpl.network_
+        spec = net.spec
         folds = [key[0] for key, _ in groups]
         fits = [[c for c, _, _ in f] for _, f in groups]  # (G, m) candidate indices
-        native = B.native_device(net.backend, net.device)
-        on = {"backend": net.backend, "native": native, "dtype": B.dtype_name(net.dtype)}
+        on = {"backend": spec.backend, "native": spec.native, "dtype": spec.dtype_name}
         stack = [
             (
                 np.array([[w[i] for _, w, _ in f] for _, f in groups]),
@@ -319,7 +338,7 @@ class _Stack:
             )
             for i in range(len(self.units) - 1)
         ]
-        layers = net._to_device(stack, on["dtype"])
+        layers = spec.put(stack)
 
         def each(name: str) -> np.ndarray:
             return np.array([[float(getattr(self.estimators[c], name)) for c in row] for row in fits])
@@ -330,19 +349,27 @@ class _Stack:
             )
         else:
             opt = optimizers.Adam(beta_1=float(est.beta_1), beta_2=float(est.beta_2), epsilon=float(est.epsilon))
-        out, loss = _OUTPUT[tpl.out_activation_]
+        out, loss = OUTPUT[tpl.out_activation_]
         acts = (activations.get(net.activation),) * (len(self.units) - 2) + (activations.get(out),)
         batches = Groups(
-            _on(data.X, net, "X"),
-            _on(data.T, net, "y"),
-            None if data.sw is None else _on(data.sw.reshape(-1, 1), net, "sample_weight"),
+            intake.placed(data.X, spec, "X"),
+            intake.placed(data.T, spec, "y"),
+            None if data.sw is None else intake.placed(data.sw.reshape(-1, 1), spec, "sample_weight"),
             [data.splits[f][0] for f in folds],
             [self.schedule[f][0] for f in folds],
             shuffle=self.schedule[folds[0]][1] and est.shuffle,
             seeds=[key[1] for key, _ in groups],
             **on,
         )
-        plan = training.plan(out, epochs=est.max_iter, loss=loss, optimizer=opt, verbose=0, on_divergence="continue")
+        plan = plans.plan(
+            out,
+            epochs=est.max_iter,
+            loss=loss,
+            optimizer=opt,
+            verbose=0,
+            on_divergence="continue",
+            engine=est.engine,  # shared by the stack's members: it is no per-member parameter
+        )
         lr = each("learning_rate_init")
         t0 = time.perf_counter()
         result = training.fit(
@@ -351,10 +378,10 @@ class _Stack:
             batches,
             plan=dataclasses.replace(plan, track_accuracy=False),  # nothing reads it, and padding would count
             acts=acts,
-            xp=net.xp,
-            backend=net.backend,
-            device=net.device,
-            native=native,
+            xp=spec.xp,
+            backend=spec.backend,
+            device=spec.device,
+            native=spec.native,
             lrs=np.broadcast_to(lr, (est.max_iter, *lr.shape)),
             alpha=training.per_member(each("alpha"), **on),
             opt=opt,
@@ -376,7 +403,7 @@ class _Stack:
     def _score(self, tpl, layers, folds, fits, histories, fit_time) -> dict[tuple[int, int], dict]:
         """Each fit as a fitted estimator, scored on its fold as ``GridSearchCV`` scores it."""
         search, data = self.search, self.data
-        scorers = search._get_scorers()[0]
+        scorers = self.scorers
         out = {}
         for g in sorted(range(len(folds)), key=lambda g: folds[g]):  # fold by fold: one training split at a time
             f = folds[g]
@@ -386,7 +413,7 @@ class _Stack:
                 est = _fitted(tpl, self.estimators[c], mine, histories[g, j], len(data.splits[f][0]))
                 result: dict[str, Any] = {"fit_time": fit_time, "n_test_samples": _num_samples(X_test)}
                 if est is None:
-                    result.update(_failed(scorers, search, "Solver produced non-finite parameter weights."))
+                    result.update(_failed(self.named, search, "Solver produced non-finite parameter weights."))
                     out[c, f] = result
                     continue
                 t0 = time.perf_counter()
@@ -400,45 +427,27 @@ class _Stack:
         return out
 
 
-def _fitted(tpl: _BaseMLP, est: _BaseMLP, layers: list, history: Any, n_train: int) -> _BaseMLP | None:
+def _fitted(tpl: BaseMLP, est: BaseMLP, layers: list, history: Any, n_train: int) -> BaseMLP | None:
     """``est`` holding one member's ``layers`` and fit record, or ``None`` if the weights are not finite."""
-    xp = tpl._net.xp
+    xp = tpl.network_.xp
     if not all(all_finite(a, xp) for pair in layers for a in pair):
         return None
-    est = clone(est)
-    for name in ("n_features_in_", "feature_names_in_", "n_outputs_", "n_layers_", "out_activation_"):
-        if hasattr(tpl, name):
-            setattr(est, name, getattr(tpl, name))
-    if isinstance(est, MLPClassifier):
-        est._label_binarizer, est.classes_ = tpl._label_binarizer, tpl.classes_
-    est._data_place = tpl._data_place
-    est._net = tpl._net.with_layers(layers)
-    est.n_iter_ = history.epochs
-    est.loss_curve_ = list(history.loss)
-    est.loss_ = est.loss_curve_[-1]
-    est.best_loss_ = float(np.min(est.loss_curve_))
-    est.t_ = int(history.epochs * n_train)
-    est.validation_scores_ = est.best_validation_score_ = None
-    return est
+    return est.as_fitted(tpl, layers, history.loss, n_train)
 
 
-def _template(data: _Data, est: _BaseMLP, units: list[int]) -> _BaseMLP:
+def _template(data: _Data, est: BaseMLP) -> BaseMLP:
     """An estimator of ``est``'s parameters set up as its fit sets itself up (label binarizer,
-    output activation, a network on the backend), whose network the members' views share."""
-    tpl = clone(est)
-    tpl._where(data.X_raw, data.y_raw)
-    tpl._validate_input(data.X_raw, data.y_raw, data.place, False, reset=True)
-    tpl._initialize(data.T, units, check_random_state(0), data.place, data.X.dtype)
-    tpl._data_place = data.place
+    output activation, a network on the backend), whose network the members' views share. Its own
+    initial draws are never used: seeded, they leave the global generator as it was."""
+    tpl = clone(est).set_params(random_state=0)
+    tpl.begin_fit(data.X_raw, data.y_raw)
     return tpl
 
 
-def _failed(scorers, search, message: str) -> dict:
+def _failed(named: dict | None, search: MLPSearchCV, message: str) -> dict:
     if search.error_score == "raise":
         raise ValueError(message)
-    scores: Any = search.error_score
-    if hasattr(scorers, "_scorers"):
-        scores = dict.fromkeys(scorers._scorers, search.error_score)
+    scores: Any = search.error_score if named is None else dict.fromkeys(named, search.error_score)
     result = {"fit_error": f"ValueError: {message}", "test_scores": scores, "score_time": 0.0}
     if search.return_train_score:
         result["train_scores"] = copy.copy(scores)
